@@ -1,0 +1,67 @@
+/**
+ * Uniform counters: rxPackets rxBytes txPackets txBytes drops, and a count
+ * per drop reason. Reasons are a fixed list so counting a drop is one
+ * typed-array increment, no strings on the hot path.
+ */
+export const DropReason = {
+  runt: 0, // shorter than an Ethernet header
+  oversize: 1, // longer than the port's MTU allows
+  badSrcMac: 2, // source MAC is multicast/broadcast or zero
+  ringFull: 3, // the next element's ring was full
+  poolEmpty: 4, // no frame left to clone/allocate
+  macTableFull: 5, // could not learn a source (table full)
+  malformed: 6, // a header with impossible lengths/fields
+  badChecksum: 7,
+  notForUs: 8, // addressed to the gateway's MAC but nothing to answer
+  noRoute: 9,
+  hairpin: 10, // destination is the ingress port
+  txError: 11, // the device refused the write
+  filtered: 12, // policy (isolation, icc, …)
+  portDown: 13, // the destination port is gone
+  ttlExceeded: 14,
+  unsupported: 15, // a protocol/operation this element does not handle
+} as const;
+export type DropReasonName = keyof typeof DropReason;
+export const DROP_REASON_NAMES = Object.keys(DropReason) as DropReasonName[];
+
+export class Counters {
+  rxPackets = 0;
+  rxBytes = 0;
+  txPackets = 0;
+  txBytes = 0;
+  drops = 0;
+  readonly reasons = new Float64Array(DROP_REASON_NAMES.length);
+
+  drop(reason: number): void {
+    this.drops++;
+    this.reasons[reason]++;
+  }
+
+  /** Cold: a plain object for the API (only non-zero reasons listed). */
+  snapshot(): CounterSnapshot {
+    const dropReasons: Record<string, number> = {};
+    for (let i = 0; i < this.reasons.length; i++) if (this.reasons[i] > 0) dropReasons[DROP_REASON_NAMES[i]] = this.reasons[i];
+    return {
+      rxPackets: this.rxPackets,
+      rxBytes: this.rxBytes,
+      txPackets: this.txPackets,
+      txBytes: this.txBytes,
+      drops: this.drops,
+      dropReasons,
+    };
+  }
+
+  reset(): void {
+    this.rxPackets = this.rxBytes = this.txPackets = this.txBytes = this.drops = 0;
+    this.reasons.fill(0);
+  }
+}
+
+export interface CounterSnapshot {
+  rxPackets: number;
+  rxBytes: number;
+  txPackets: number;
+  txBytes: number;
+  drops: number;
+  dropReasons: Record<string, number>;
+}
