@@ -1,0 +1,42 @@
+/**
+ * Hex fixtures of real frames for the wire and element tests (cold; test
+ * data only). Built to look like what a container on docker0 sends
+ * (client 02:42:ac:11:00:02 / 172.17.0.2, gateway 02:42:7e:5c:1a:01 /
+ * 172.17.0.1) and checked independently with tshark: every IP, ICMP, UDP
+ * and TCP checksum here decodes as [correct].
+ */
+export const CLIENT_MAC = 0x0242ac110002;
+export const GATEWAY_MAC = 0x02427e5c1a01;
+export const CLIENT_IP = 0xac110002; // 172.17.0.2
+export const GATEWAY_IP = 0xac110001; // 172.17.0.1
+
+export const FX = {
+  /** ARP who-has 172.17.0.1 tell 172.17.0.2 (42 bytes, as read from a TAP) */
+  arpRequest: 'ffffffffffff0242ac110002 0806 0001080006040001 0242ac110002ac110002 000000000000ac110001',
+  /** the gateway's ARP reply: 172.17.0.1 is at 02:42:7e:5c:1a:01 */
+  arpReply: '0242ac11000202427e5c1a01 0806 0001080006040002 02427e5c1a01ac110001 0242ac110002ac110002',
+  /** ping 172.17.0.1: echo request id 0x1c2b seq 1, 56 data bytes (timeval + 0x10…0x37, as ping sends), DF, TTL 64 */
+  icmpEcho:
+    '02427e5c1a010242ac110002 0800 450000544a3b400040019848ac110002ac110001 ' +
+    '0800f51b1c2b0001 d2f3a56500000000a48b0b0000000000101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f3031323334353637',
+  /** the echo reply to icmpEcho */
+  icmpEchoReply:
+    '0242ac11000202427e5c1a01 0800 450000544a3b400040019848ac110001ac110002 ' +
+    '0000fd1b1c2b0001 d2f3a56500000000a48b0b0000000000101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f3031323334353637',
+  /** DNS query A example.com, 172.17.0.2:41234 → 172.17.0.1:53, id 0x1a2b, RD */
+  udpDns:
+    '02427e5c1a010242ac110002 0800 450000399c4140004011464dac110002ac110001 ' +
+    'a112003500251c9e 1a2b01000001000000000000076578616d706c6503636f6d0000010001',
+  /** TCP SYN 172.17.0.2:45678 → 93.184.216.34:80, options MSS 1460, SACK-perm, TS, NOP, WS 7 */
+  tcpSyn:
+    '02427e5c1a010242ac110002 0800 4500003c5d7a40004006fb53ac1100025db8d822 ' +
+    'b26e00503a1c5e2f00000000a002faf063bc0000 020405b40402080a8f1e2d3c0000000001030307',
+  /** 802.1Q (PCP 5, VID 100) echo request 10.1.100.5 → 10.1.100.1, id 0x42 seq 7, 32 data bytes */
+  vlanIcmpEcho:
+    '02427e5c1a010242ac110002 8100a064 0800 4500003c0001400040015eb80a0164050a016401 ' +
+    '08004d1300420007 6162636465666768696a6b6c6d6e6f7071727374757677616263646566676869',
+  /** the echo reply to vlanIcmpEcho (tag kept) */
+  vlanIcmpEchoReply:
+    '0242ac11000202427e5c1a01 8100a064 0800 4500003c0001400040015eb80a0164010a016405 ' +
+    '0000551300420007 6162636465666768696a6b6c6d6e6f7071727374757677616263646566676869',
+} as const;
