@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# One-step set-up on a fresh Debian machine (root, Node 20): the system tools
+# the dataplane, tests, demo and benchmarks use, the npm dependencies, and the
+# build (native addon with node-gyp, TypeScript with tsc).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+for pkg in iproute2 iputils-ping iperf3 tcpdump util-linux procps python3 make g++ ethtool; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "setup: installing ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  else
+    echo "setup: missing Debian packages (${need[*]}); run as root to install them" >&2
+  fi
+fi
+
+if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; else npm install --no-audit --no-fund --loglevel=error; fi
+npm run --silent build
+echo "setup: built (native addon build/Release/usernet.node, TypeScript in dist/)"

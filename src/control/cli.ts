@@ -1,0 +1,266 @@
+/**
+ * usernet CLI: docker-like commands, each one a request to the daemon over
+ * its unix socket (JSON over HTTP). `daemon` starts the daemon in this
+ * process; `exec` runs a command in a container's namespace directly.
+ */
+import { spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { Client, socketPath } from './client.js';
+import { describeFrame, PcapReader } from './pcap.js';
+
+function collect(v: string, prev: string[]): string[] {
+  return [...prev, v];
+}
+
+function kv(list: string[], what: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const item of list) {
+    const i = item.indexOf('=');
+    if (i <= 0) throw new Error(`invalid ${what} "${item}": expected KEY=VALUE`);
+    out[item.slice(0, i)] = item.slice(i + 1);
+  }
+  return out;
+}
+
+function print(obj: unknown): void {
+  process.stdout.write(JSON.stringify(obj, null, 4) + '\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = new Command();
+  program
+    .name('usernet')
+    .description('userspace emulator of Docker networking over real TAP devices')
+    .option('--socket <path>', 'daemon socket (default $USERNET_SOCKET or /run/usernet/usernet.sock)')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+
+  const client = () => new Client(socketPath(program.opts().socket));
+  let exitCode = 0;
+
+  program
+    .command('daemon')
+    .description('run the daemon (holds every device and all state)')
+    .option('--state-dir <dir>', 'where networks and containers are kept', '/var/lib/usernet')
+    .option('--uplink <spec>', 'the outside link (later issue)')
+    .option('--cluster <url>', 'etcd://HOST:PORT (later issue)')
+    .option('--advertise <ip>', 'this host address for overlay peers (later issue)')
+    .option('--netns-prefix <prefix>', 'prefix of the namespaces made for containers', 'usernet-')
+    .option('--log-level <level>', 'trace|debug|info|warn|error', 'info')
+    .action(async (o) => {
+      const { runDaemon } = await import('./daemon.js');
+      exitCode = await runDaemon({
+        socket: socketPath(program.opts().socket),
+        stateDir: o.stateDir,
+        netnsPrefix: o.netnsPrefix,
+        logLevel: o.logLevel,
+        uplink: o.uplink,
+        cluster: o.cluster,
+        advertise: o.advertise,
+      });
+    });
+
+  const network = program.command('network').description('manage networks');
+  network
+    .command('create')
+    .argument('<name>')
+    .option('-d, --driver <driver>', 'bridge|overlay|macvlan|ipvlan', 'bridge')
+    .option('--subnet <cidr>')
+    .option('--gateway <ip>')
+    .option('--ip-range <cidr>')
+    .option('--internal', 'no route out, no published ports', false)
+    .option('--attachable', 'allow manual attachment (overlay)', false)
+    .option('-o, --opt <key=value>', 'driver option', collect, [])
+    .option('--label <key=value>', 'label', collect, [])
+    .action(async (name, o) => {
+      const net = await client().request<{ Id: string }>('POST', '/networks', {
+        name,
+        driver: o.driver,
+        subnet: o.subnet,
+        gateway: o.gateway,
+        ipRange: o.ipRange,
+        internal: o.internal,
+        attachable: o.attachable,
+        options: kv(o.opt, 'option'),
+        labels: kv(o.label, 'label'),
+      });
+      process.stdout.write(net.Id + '\n');
+    });
+  network
+    .command('ls')
+    .alias('list')
+    .option('-q, --quiet', 'only ids', false)
+    .action(async (o) => {
+      const r = await client().request<{ table: string; ids: string[] }>('GET', '/networks?format=table');
+      process.stdout.write(o.quiet ? r.ids.map((i) => i.slice(0, 12)).join('\n') + '\n' : r.table);
+    });
+  network
+    .command('inspect')
+    .argument('<names...>')
+    .action(async (names: string[]) => {
+      const out = [];
+      for (const n of names) out.push(await client().request('GET', `/networks/${encodeURIComponent(n)}`));
+      print(out);
+    });
+  network
+    .command('rm')
+    .alias('remove')
+    .argument('<names...>')
+    .action(async (names: string[]) => {
+      for (const n of names) {
+        try {
+          await client().request('DELETE', `/networks/${encodeURIComponent(n)}`);
+          process.stdout.write(n + '\n');
+        } catch (e) {
+          process.stderr.write(`Error response from daemon: ${(e as Error).message}\n`);
+          exitCode = 1;
+        }
+      }
+    });
+  network
+    .command('prune')
+    .option('-f, --force', 'do not prompt (always on)', true)
+    .action(async () => {
+      const r = await client().request<{ removed: string[] }>('POST', '/networks/prune');
+      if (r.removed.length) process.stdout.write('Deleted Networks:\n' + r.removed.join('\n') + '\n');
+    });
+  network
+    .command('connect')
+    .argument('<network>')
+    .argument('<container>')
+    .option('--ip <ip>')
+    .option('--alias <name>', 'network-scoped alias', collect, [])
+    .action(async (net, ctr, o) => {
+      await client().request('POST', `/networks/${encodeURIComponent(net)}/connect`, { container: ctr, ip: o.ip, aliases: o.alias });
+    });
+  network
+    .command('disconnect')
+    .argument('<network>')
+    .argument('<container>')
+    .option('-f, --force', 'force', false)
+    .action(async (net, ctr) => {
+      await client().request('POST', `/networks/${encodeURIComponent(net)}/disconnect`, { container: ctr });
+    });
+
+  program
+    .command('run')
+    .description('create a container: a network namespace with an interface per network')
+    .requiredOption('--name <name>')
+    .option('--network, --net <net>', 'network, host or none', 'bridge')
+    .option('--ip <ip>')
+    .option('--alias, --network-alias <name>', 'network-scoped alias', collect, [])
+    .option('--hostname, -h <hostname>')
+    .option('--mac-address <mac>')
+    .option('-p, --publish <spec>', 'publish a port (NAT: later issue)', collect, [])
+    .option('-d, --detach', 'accepted for docker compatibility (always detached)', false)
+    .action(async (o) => {
+      const r = await client().request<{ Id: string; Warnings?: string[] }>('POST', '/containers', {
+        name: o.name,
+        network: o.network,
+        ip: o.ip,
+        aliases: o.alias,
+        hostname: o.hostname,
+        mac: o.macAddress,
+        publish: o.publish,
+      });
+      for (const w of r.Warnings ?? []) process.stderr.write(`WARNING: ${w}\n`);
+      process.stdout.write(r.Id + '\n');
+    });
+  program
+    .command('exec')
+    .description("run COMMAND inside the container's network namespace")
+    .argument('<name>')
+    .argument('<command...>')
+    .passThroughOptions()
+    .action(async (name: string, command: string[]) => {
+      const c = await client().request<{ Netns: string | null; DaemonPid: number }>('GET', `/containers/${encodeURIComponent(name)}`);
+      const argv = c.Netns ? ['ip', 'netns', 'exec', c.Netns, ...command] : ['nsenter', `--net=/proc/${c.DaemonPid}/ns/net`, '--', ...command];
+      exitCode = await new Promise<number>((resolve) => {
+        const child = spawn(argv[0], argv.slice(1), { stdio: 'inherit' });
+        child.on('error', (e) => {
+          process.stderr.write(`usernet: ${e.message}\n`);
+          resolve(127);
+        });
+        child.on('exit', (code, sig) => resolve(code ?? (sig ? 128 + 15 : 1)));
+      });
+    });
+  program
+    .command('ps')
+    .option('-q, --quiet', 'only ids', false)
+    .action(async (o) => {
+      const r = await client().request<{ table: string; ids: string[] }>('GET', '/containers?format=table');
+      process.stdout.write(o.quiet ? r.ids.map((i) => i.slice(0, 12)).join('\n') + (r.ids.length ? '\n' : '') : r.table);
+    });
+  program
+    .command('inspect')
+    .argument('<names...>')
+    .action(async (names: string[]) => {
+      const out = [];
+      for (const n of names) out.push(await client().request('GET', `/containers/${encodeURIComponent(n)}`));
+      print(out);
+    });
+  program
+    .command('rm')
+    .argument('<names...>')
+    .option('-f, --force', 'accepted (containers are endpoints; always removable)', false)
+    .action(async (names: string[]) => {
+      for (const n of names) {
+        try {
+          await client().request('DELETE', `/containers/${encodeURIComponent(n)}`);
+          process.stdout.write(n + '\n');
+        } catch (e) {
+          process.stderr.write(`Error response from daemon: ${(e as Error).message}\n`);
+          exitCode = 1;
+        }
+      }
+    });
+  program
+    .command('stats')
+    .description('per-network and per-port counters')
+    .option('--json', 'machine-readable', false)
+    .action(async (o) => {
+      const r = await client().request<{ table: string }>('GET', `/stats${o.json ? '' : '?format=table'}`);
+      if (o.json) print(r);
+      else process.stdout.write(r.table);
+    });
+  program
+    .command('capture')
+    .description('capture frames of a network or a container')
+    .argument('<target>', 'network or container')
+    .option('-w, --write <file>', 'write a pcap file (tcpdump -r reads it)')
+    .option('-c, --count <n>', 'stop after N frames')
+    .action(async (target: string, o) => {
+      const count = o.count === undefined ? 0 : Number(o.count);
+      if (!Number.isInteger(count) || count < 0) throw new Error(`invalid count "${o.count}"`);
+      const res = await client().stream(`/capture?target=${encodeURIComponent(target)}&count=${count}`);
+      const out = o.write ? createWriteStream(o.write) : null;
+      const reader = out ? null : new PcapReader();
+      const stop = () => res.destroy();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      await new Promise<void>((resolve) => {
+        res.on('data', (chunk: Buffer) => {
+          if (out) out.write(chunk);
+          else for (const f of reader!.push(chunk)) process.stdout.write(`${new Date(f.ts).toISOString().slice(11, 23)} ${describeFrame(f.data)}\n`);
+        });
+        res.on('end', resolve);
+        res.on('close', resolve);
+        res.on('error', () => resolve());
+      });
+      if (out) await new Promise<void>((r) => out.end(r));
+    });
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      return e.exitCode === 0 ? 0 : 2;
+    }
+    const msg = (e as Error).message;
+    const fromDaemon = (e as { status?: number }).status !== undefined;
+    process.stderr.write(fromDaemon ? `Error response from daemon: ${msg}\n` : `usernet: ${msg}\n`);
+    return 1;
+  }
+  return exitCode;
+}

@@ -1,0 +1,420 @@
+/**
+ * The usernet daemon: holds every device and all state, serves the API
+ * (JSON over HTTP) on a root-only unix socket, keeps the state in its state
+ * dir and brings it back on start, and removes every namespace and TAP it
+ * made when it stops (SIGTERM/SIGINT).
+ */
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import { dirname, join } from 'node:path';
+import pino, { type Logger } from 'pino';
+import { parseMac } from '../wire/ethernet.js';
+import { parseIpv4 } from '../wire/ipv4.js';
+import { inspectContainer, inspectNetwork, networkLsTable, psTable } from './format.js';
+import { State, type Container, type Network } from './model.js';
+import { Runtime } from './runtime.js';
+import { statsTable, type StatsReport } from './stats.js';
+
+export interface DaemonOptions {
+  socket: string;
+  stateDir: string;
+  netnsPrefix: string;
+  logLevel: string;
+  uplink?: string;
+  cluster?: string;
+  advertise?: string;
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const MTU_OPT = 'com.docker.network.driver.mtu';
+
+export class Daemon {
+  readonly state: State;
+  readonly runtime: Runtime;
+  private server: http.Server | null = null;
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly stateFile: string;
+
+  constructor(
+    readonly opts: DaemonOptions,
+    readonly log: Logger,
+  ) {
+    mkdirSync(opts.stateDir, { recursive: true, mode: 0o700 });
+    this.stateFile = join(opts.stateDir, 'state.json');
+    this.state = existsSync(this.stateFile) ? State.fromJSON(JSON.parse(readFileSync(this.stateFile, 'utf8'))) : new State();
+    this.runtime = new Runtime(log);
+  }
+
+  /** Runs mutating operations one at a time. */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(fn, fn);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private persist(): void {
+    const tmp = this.stateFile + '.tmp';
+    writeFileSync(tmp, JSON.stringify(this.state.toJSON(), null, 2), { mode: 0o600 });
+    renameSync(tmp, this.stateFile);
+  }
+
+  private netnsName(c: Container): string | null {
+    return c.networkMode === 'host' ? null : this.opts.netnsPrefix + c.name;
+  }
+
+  private bringUpNetwork(n: Network): void {
+    if (n.driver !== 'bridge') return;
+    const mtu = Number(n.options[MTU_OPT] ?? 1500);
+    this.runtime.addBridge({ id: n.id, name: n.name, gatewayIp: parseIpv4(n.gateway!), gatewayMac: parseMac(n.gatewayMac), mtu });
+  }
+
+  /** The egress route: the first non-internal network in lexical order of name. */
+  private async routeContainer(c: Container): Promise<void> {
+    const eps = [...c.endpoints].sort((a, b) => (a.network < b.network ? -1 : a.network > b.network ? 1 : 0));
+    for (const ep of eps) {
+      const n = this.state.findNetwork(ep.networkId);
+      if (n.internal) continue;
+      await this.runtime.setDefaultRoute(c.id, n.gateway!, ep.ifname);
+      return;
+    }
+    await this.runtime.setDefaultRoute(c.id, null);
+  }
+
+  private async bringUpContainer(c: Container): Promise<void> {
+    await this.runtime.createContainer(c.id, c.name, this.netnsName(c));
+    try {
+      for (const ep of c.endpoints) {
+        const n = this.state.findNetwork(ep.networkId);
+        await this.runtime.plug(c.id, n.id, { ifname: ep.ifname, mac: ep.mac, cidr: `${ep.ip}/${n.subnet!.split('/')[1]}` });
+      }
+      await this.routeContainer(c);
+    } catch (e) {
+      await this.runtime.removeContainer(c.id);
+      throw e;
+    }
+  }
+
+  async start(): Promise<void> {
+    for (const n of this.state.networks()) this.bringUpNetwork(n);
+    for (const c of this.state.containers()) {
+      try {
+        await this.bringUpContainer(c);
+        this.log.info({ container: c.name }, 'container restored');
+      } catch (e) {
+        this.log.error({ container: c.name, err: (e as Error).message }, 'could not restore container');
+      }
+    }
+    await this.listen();
+    this.log.info({ socket: this.opts.socket, pid: process.pid }, 'usernet daemon ready');
+  }
+
+  private async listen(): Promise<void> {
+    const sock = this.opts.socket;
+    mkdirSync(dirname(sock), { recursive: true, mode: 0o755 });
+    if (existsSync(sock)) {
+      const alive = await new Promise<boolean>((resolve) => {
+        const s = net.connect(sock, () => {
+          s.destroy();
+          resolve(true);
+        });
+        s.on('error', () => resolve(false));
+      });
+      if (alive) throw new Error(`another usernet daemon is listening on ${sock}`);
+      unlinkSync(sock);
+    }
+    this.server = http.createServer((req, res) => void this.handle(req, res));
+    const old = process.umask(0o177);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.server!.once('error', reject);
+        this.server!.listen(sock, () => resolve());
+      });
+    } finally {
+      process.umask(old);
+    }
+    chmodSync(sock, 0o600);
+  }
+
+  async stop(): Promise<void> {
+    if (this.server) {
+      this.server.close();
+      this.server.closeAllConnections();
+    }
+    await this.queue.catch(() => undefined);
+    await this.runtime.shutdown();
+    try {
+      unlinkSync(this.opts.socket);
+    } catch {
+      /* already gone */
+    }
+    this.log.info('usernet daemon stopped; every namespace and TAP it made is removed');
+  }
+
+  private async body(req: http.IncomingMessage): Promise<Record<string, any>> {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    if (!chunks.length) return {};
+    try {
+      const v = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not an object');
+      return v;
+    } catch {
+      throw new HttpError(400, 'request body is not a JSON object');
+    }
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://usernet');
+    const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+    const send = (status: number, obj: unknown) => {
+      const data = JSON.stringify(obj ?? null);
+      res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) });
+      res.end(data);
+    };
+    try {
+      if (parts[0] === 'capture' && req.method === 'GET') return this.capture(url, req, res);
+      const out = await this.route(req.method ?? 'GET', parts, url, req);
+      send(200, out);
+    } catch (e) {
+      const status = e instanceof HttpError ? e.status : /not found|no such/i.test((e as Error).message) ? 404 : 400;
+      if (!(e instanceof HttpError) && !(e as Error).message) this.log.error(e);
+      send(status, { message: (e as Error).message });
+    }
+  }
+
+  private async route(method: string, p: string[], url: URL, req: http.IncomingMessage): Promise<unknown> {
+    const table = url.searchParams.get('format') === 'table';
+    const key = `${method} ${p[0] ?? ''}${p.length > 1 ? '/:x' : ''}${p.length > 2 ? '/' + p[2] : ''}`;
+    switch (key) {
+      case 'GET info':
+        return { pid: process.pid, socket: this.opts.socket, netnsPrefix: this.opts.netnsPrefix };
+      case 'GET networks': {
+        const nets = this.state.networks();
+        return table ? { table: networkLsTable(nets), ids: nets.map((n) => n.id) } : nets.map((n) => this.inspectNet(n));
+      }
+      case 'POST networks': {
+        const b = await this.body(req);
+        return this.serial(async () => {
+          const n = this.state.createNetwork({
+            name: b.name,
+            driver: b.driver,
+            subnet: b.subnet,
+            gateway: b.gateway,
+            ipRange: b.ipRange,
+            internal: !!b.internal,
+            attachable: !!b.attachable,
+            options: b.options ?? {},
+            labels: b.labels ?? {},
+          });
+          this.bringUpNetwork(n);
+          this.persist();
+          this.log.info({ network: n.name, subnet: n.subnet }, 'network created');
+          return this.inspectNet(n);
+        });
+      }
+      case 'GET networks/:x':
+        return this.inspectNet(this.state.findNetwork(p[1]));
+      case 'DELETE networks/:x':
+        return this.serial(async () => {
+          const n = this.state.removeNetwork(p[1]);
+          this.runtime.removeNetwork(n.id);
+          this.persist();
+          return { removed: n.name };
+        });
+      case 'POST networks/:x':
+        if (p[1] !== 'prune') break;
+        return this.serial(async () => {
+          const removed = this.state.prune();
+          for (const n of removed) this.runtime.removeNetwork(n.id);
+          this.persist();
+          return { removed: removed.map((n) => n.name) };
+        });
+      case 'POST networks/:x/connect': {
+        const b = await this.body(req);
+        return this.serial(async () => {
+          const before = this.state.toJSON();
+          const { container: c, endpoint: ep, network: n } = this.state.connect(p[1], String(b.container ?? ''), {
+            ip: b.ip,
+            aliases: b.aliases ?? [],
+          });
+          try {
+            await this.runtime.plug(c.id, n.id, { ifname: ep.ifname, mac: ep.mac, cidr: `${ep.ip}/${n.subnet!.split('/')[1]}` });
+            await this.routeContainer(c);
+          } catch (e) {
+            this.runtime.unplug(c.id, n.id);
+            this.state.restore(before);
+            throw e;
+          }
+          this.persist();
+          return { connected: n.name };
+        });
+      }
+      case 'POST networks/:x/disconnect': {
+        const b = await this.body(req);
+        return this.serial(async () => {
+          const { container: c, network: n } = this.state.disconnect(p[1], String(b.container ?? ''));
+          this.runtime.unplug(c.id, n.id);
+          await this.routeContainer(c);
+          this.persist();
+          return { disconnected: n.name };
+        });
+      }
+      case 'GET containers': {
+        const cs = this.state.containers();
+        return table ? { table: psTable(cs), ids: cs.map((c) => c.id) } : cs.map((c) => this.inspectCtr(c));
+      }
+      case 'POST containers': {
+        const b = await this.body(req);
+        return this.serial(async () => {
+          const warnings: string[] = [];
+          const publish: string[] = b.publish ?? [];
+          if (publish.length) {
+            if (b.network === 'host' || b.network === 'none')
+              warnings.push(`Published ports are discarded when using ${b.network} network mode`);
+            else throw new HttpError(400, 'publishing ports (-p) needs the NAT dataplane, which is not built yet');
+          }
+          const c = this.state.createContainer({
+            name: b.name,
+            network: b.network ?? 'bridge',
+            ip: b.ip,
+            aliases: b.aliases ?? [],
+            hostname: b.hostname,
+            mac: b.mac,
+          });
+          try {
+            await this.bringUpContainer(c);
+          } catch (e) {
+            this.state.removeContainer(c.id);
+            throw e;
+          }
+          this.persist();
+          this.log.info({ container: c.name }, 'container created');
+          return { Id: c.id, Warnings: warnings };
+        });
+      }
+      case 'GET containers/:x':
+        return this.inspectCtr(this.state.findContainer(p[1]));
+      case 'DELETE containers/:x':
+        return this.serial(async () => {
+          const c = this.state.findContainer(p[1]);
+          await this.runtime.removeContainer(c.id);
+          this.state.removeContainer(c.id);
+          this.persist();
+          return { removed: c.name };
+        });
+      case 'GET stats': {
+        const report = this.stats();
+        return table ? { table: statsTable(report) } : report;
+      }
+    }
+    throw new HttpError(404, `no such endpoint: ${method} ${url.pathname}`);
+  }
+
+  private inspectNet(n: Network): unknown {
+    return inspectNetwork(n, this.state.containers());
+  }
+
+  private inspectCtr(c: Container): unknown {
+    return { ...(inspectContainer(c, this.state) as object), Netns: this.netnsName(c), DaemonPid: process.pid };
+  }
+
+  stats(): StatsReport {
+    const rt = this.runtime;
+    const networks = [];
+    for (const n of this.state.networks()) {
+      const live = rt.networks.get(n.id);
+      if (!live) continue;
+      const ports = [];
+      for (const c of this.state.containers())
+        for (const ep of rt.endpointsOf(c.id))
+          if (ep.networkId === n.id) ports.push({ name: `${c.name}:${ep.ifname}`, ...ep.dev.port.counters.snapshot() });
+      networks.push({
+        name: n.name,
+        macEntries: live.sw.macTable().length,
+        switch: live.sw.counters.snapshot(),
+        gateway: live.gateway.counters.snapshot(),
+        ports,
+      });
+    }
+    return {
+      pool: { capacity: rt.pool.capacity, inUse: rt.pool.inUse, exhausted: rt.pool.exhausted },
+      breaths: rt.engine.breaths,
+      networks,
+    };
+  }
+
+  private capture(url: URL, req: http.IncomingMessage, res: http.ServerResponse): void {
+    const target = url.searchParams.get('target') ?? '';
+    const count = Number(url.searchParams.get('count') ?? 0);
+    const fail = (status: number, message: string) => {
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ message }));
+    };
+    if (!Number.isInteger(count) || count < 0) return fail(400, `invalid count "${url.searchParams.get('count')}"`);
+    let net: Network | null = null;
+    let ctr: Container | null = null;
+    try {
+      net = this.state.findNetwork(target);
+    } catch {
+      try {
+        ctr = this.state.findContainer(target);
+      } catch {
+        return fail(404, `no such network or container: ${target}`);
+      }
+    }
+    if (net && !this.runtime.networks.has(net.id)) return fail(400, `network ${net.name} (driver ${net.driver}) has no frames to capture`);
+    if (ctr && this.runtime.endpointsOf(ctr.id).length === 0) return fail(400, `container ${ctr.name} has no interface to capture on`);
+    res.writeHead(200, { 'content-type': 'application/vnd.tcpdump.pcap' });
+    const session = net ? this.runtime.captureNetwork(net.id, res, count) : this.runtime.captureContainer(ctr!.id, res, count);
+    req.on('close', () => session.finish());
+    res.on('close', () => session.finish());
+  }
+}
+
+export async function runDaemon(opts: DaemonOptions): Promise<number> {
+  if (process.getuid && process.getuid() !== 0) {
+    process.stderr.write('usernet: the daemon must run as root (it creates TAP devices and namespaces)\n');
+    return 1;
+  }
+  const log = pino({ level: opts.logLevel, base: { pid: process.pid } }, pino.destination(2));
+  for (const [flag, v] of [
+    ['--uplink', opts.uplink],
+    ['--cluster', opts.cluster],
+    ['--advertise', opts.advertise],
+  ] as const)
+    if (v) log.warn(`${flag} is not implemented yet; ignored`);
+  const d = new Daemon(opts, log);
+  try {
+    await d.start();
+  } catch (e) {
+    process.stderr.write(`usernet: ${(e as Error).message}\n`);
+    await d.runtime.shutdown().catch(() => undefined);
+    return 1;
+  }
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (sig: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal: sig }, 'stopping');
+      d.stop().then(
+        () => resolve(0),
+        (e) => {
+          log.error({ err: (e as Error).message }, 'stop failed');
+          resolve(1);
+        },
+      );
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
+}

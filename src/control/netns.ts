@@ -1,0 +1,91 @@
+/**
+ * Namespaces and links, through iproute2 (cold path: container set-up and
+ * teardown only). Every call names the namespace explicitly; nothing here
+ * touches an interface usernet did not create.
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+export class CommandError extends Error {}
+
+async function sh(cmd: string, args: string[], input?: string): Promise<string> {
+  try {
+    if (input !== undefined) {
+      return await new Promise<string>((resolve, reject) => {
+        const child = execFile(cmd, args, { timeout: 20_000 }, (err, stdout, stderr) => {
+          if (err) reject(new CommandError(`${cmd} ${args.join(' ')}: ${String(stderr || err.message).trim()}`));
+          else resolve(stdout);
+        });
+        child.stdin!.end(input);
+      });
+    }
+    const { stdout } = await run(cmd, args, { timeout: 20_000 });
+    return stdout;
+  } catch (e) {
+    if (e instanceof CommandError) throw e;
+    const err = e as { stderr?: string; message: string };
+    throw new CommandError(`${cmd} ${args.join(' ')}: ${String(err.stderr || err.message).trim()}`);
+  }
+}
+
+export async function listNetns(): Promise<string[]> {
+  const out = await sh('ip', ['netns', 'list']);
+  return out
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/)[0])
+    .filter(Boolean);
+}
+
+export async function netnsExists(name: string): Promise<boolean> {
+  return (await listNetns()).includes(name);
+}
+
+/** A fresh namespace with lo up and IPv6 off (usernet networks are IPv4 only for now). */
+export async function createNetns(name: string): Promise<void> {
+  await sh('ip', ['netns', 'add', name]);
+  try {
+    await sh('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
+    await sh('ip', ['netns', 'exec', name, 'sysctl', '-q', '-w', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
+  } catch (e) {
+    await deleteNetns(name).catch(() => undefined);
+    throw e;
+  }
+}
+
+export async function deleteNetns(name: string): Promise<void> {
+  await sh('ip', ['netns', 'del', name]);
+}
+
+export interface EndpointConfig {
+  /** the TAP's name in the daemon's namespace */
+  tap: string;
+  /** name inside the container (eth0, eth1, …) */
+  ifname: string;
+  mac: string;
+  mtu: number;
+  /** a.b.c.d/len */
+  cidr: string;
+}
+
+/** Move a TAP into the container namespace and configure it as ethN. */
+export async function plugEndpoint(netns: string, ep: EndpointConfig): Promise<void> {
+  await sh('ip', ['link', 'set', 'dev', ep.tap, 'netns', netns]);
+  const batch = [
+    `link set dev ${ep.tap} name ${ep.ifname}`,
+    `link set dev ${ep.ifname} address ${ep.mac} mtu ${ep.mtu}`,
+    `addr add ${ep.cidr} dev ${ep.ifname}`,
+    `link set dev ${ep.ifname} up`,
+  ].join('\n');
+  await sh('ip', ['-n', netns, '-batch', '-'], batch + '\n');
+}
+
+/** Point the container's default route at `gateway` via `ifname` (or remove it when gateway is null). */
+export async function setDefaultRoute(netns: string, gateway: string | null, ifname?: string): Promise<void> {
+  if (gateway === null) {
+    await sh('ip', ['-n', netns, 'route', 'del', 'default']).catch(() => undefined);
+    return;
+  }
+  await sh('ip', ['-n', netns, 'route', 'replace', 'default', 'via', gateway, 'dev', ifname!]);
+}

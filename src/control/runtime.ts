@@ -1,0 +1,201 @@
+/**
+ * Runtime — the live side of the daemon: the frame pool, the engine, one
+ * BridgeNetwork graph per network, and for each container its namespace and
+ * one TapDevice per attachment. The daemon's State (model.ts) says what
+ * should exist; Runtime makes it so. Cold path throughout.
+ */
+import { randomInt } from 'node:crypto';
+import type { Logger } from 'pino';
+import { Engine } from '../dataplane/engine.js';
+import { FramePool } from '../dataplane/pool.js';
+import { Port, PortIds } from '../dataplane/port.js';
+import { BridgeNetwork, type BridgeSpec, type DataplaneContext } from '../drivers/bridge.js';
+import { loadNative, type NativeAddon } from '../io/native.js';
+import { TapDevice } from '../io/tap-device.js';
+import { CaptureSession, SinkSet } from './capture.js';
+import * as netns from './netns.js';
+
+export interface EndpointPlug {
+  ifname: string;
+  mac: string;
+  /** a.b.c.d/len */
+  cidr: string;
+}
+
+interface LiveEndpoint {
+  networkId: string;
+  ifname: string;
+  dev: TapDevice;
+}
+
+interface LiveContainer {
+  name: string;
+  /** null: shares the daemon's namespace (host network) */
+  netns: string | null;
+  endpoints: LiveEndpoint[];
+}
+
+export class Runtime {
+  readonly native: NativeAddon;
+  readonly pool: FramePool;
+  readonly engine: Engine;
+  readonly portIds = new PortIds();
+  readonly seed = randomInt(0, 0x7fffffff);
+  readonly networks = new Map<string, BridgeNetwork>();
+  readonly containers = new Map<string, LiveContainer>();
+  private readonly ctx: DataplaneContext;
+  private readonly networkSinks = new Map<string, SinkSet>();
+
+  constructor(
+    private readonly log: Logger,
+    poolSlots = 32768,
+  ) {
+    this.native = loadNative();
+    this.pool = new FramePool({ capacity: poolSlots, slotSize: 2048, headroom: 128 });
+    this.native.bindPool(this.pool.buffer, this.pool.offsets, this.pool.lengths, this.pool.slotSize, this.pool.headroom);
+    this.engine = new Engine();
+    this.engine.start();
+    this.ctx = { pool: this.pool, engine: this.engine, portIds: this.portIds, seed: this.seed };
+  }
+
+  addBridge(spec: BridgeSpec): void {
+    if (this.networks.has(spec.id)) return;
+    this.networks.set(spec.id, new BridgeNetwork(this.ctx, spec));
+    this.log.debug({ network: spec.name }, 'bridge network up');
+  }
+
+  removeNetwork(id: string): void {
+    const n = this.networks.get(id);
+    if (!n) return;
+    const sinks = this.networkSinks.get(id);
+    if (sinks) for (const s of [...sinks.sessions]) s.finish();
+    n.destroy();
+    this.networks.delete(id);
+  }
+
+  /** Make the container's namespace (or note that it shares the daemon's). */
+  async createContainer(id: string, name: string, ns: string | null): Promise<void> {
+    if (ns !== null) {
+      if (await netns.netnsExists(ns)) {
+        // left over from a daemon that died without cleaning up: start afresh
+        this.log.warn({ netns: ns }, 'removing stale namespace');
+        await netns.deleteNetns(ns);
+      }
+      await netns.createNetns(ns);
+    }
+    this.containers.set(id, { name, netns: ns, endpoints: [] });
+  }
+
+  /** Open a TAP for the container on a network, move it in, configure it, attach it to the switch. */
+  async plug(containerId: string, networkId: string, ep: EndpointPlug): Promise<void> {
+    const c = this.containers.get(containerId);
+    const net = this.networks.get(networkId);
+    if (!c || !net || c.netns === null) throw new Error('internal: plug on unknown container or network');
+    const port = new Port(this.portIds.alloc(), `${c.name}:${ep.ifname}`);
+    let dev: TapDevice;
+    try {
+      dev = new TapDevice(this.native, this.pool, port, 'un%d');
+    } catch (e) {
+      this.portIds.release(port.id);
+      throw e;
+    }
+    try {
+      await netns.plugEndpoint(c.netns, { tap: dev.ifname, ifname: ep.ifname, mac: ep.mac, mtu: net.spec.mtu, cidr: ep.cidr });
+    } catch (e) {
+      dev.close();
+      this.portIds.release(port.id);
+      throw e;
+    }
+    net.attach(port);
+    this.engine.addDevice(dev);
+    dev.watch(() => this.engine.wake());
+    c.endpoints.push({ networkId, ifname: ep.ifname, dev });
+    this.engine.wake();
+  }
+
+  /** Detach and close the container's TAP on a network (the interface disappears from the namespace). */
+  unplug(containerId: string, networkId: string): void {
+    const c = this.containers.get(containerId);
+    if (!c) return;
+    const i = c.endpoints.findIndex((e) => e.networkId === networkId);
+    if (i < 0) return;
+    const [ep] = c.endpoints.splice(i, 1);
+    this.closeEndpoint(ep);
+  }
+
+  private closeEndpoint(ep: LiveEndpoint): void {
+    this.networks.get(ep.networkId)?.detach(ep.dev.port);
+    this.engine.removeDevice(ep.dev);
+    const sinks = ep.dev.captureSink as SinkSet | null;
+    if (sinks) for (const s of [...sinks.sessions]) s.finish();
+    ep.dev.close();
+    this.portIds.release(ep.dev.port.id);
+  }
+
+  async setDefaultRoute(containerId: string, gateway: string | null, ifname?: string): Promise<void> {
+    const c = this.containers.get(containerId);
+    if (!c || c.netns === null) return;
+    await netns.setDefaultRoute(c.netns, gateway, ifname);
+  }
+
+  async removeContainer(containerId: string): Promise<void> {
+    const c = this.containers.get(containerId);
+    if (!c) return;
+    for (const ep of c.endpoints) this.closeEndpoint(ep);
+    c.endpoints = [];
+    this.containers.delete(containerId);
+    if (c.netns !== null) await netns.deleteNetns(c.netns).catch((e) => this.log.warn({ err: e.message }, 'netns delete failed'));
+  }
+
+  async shutdown(): Promise<void> {
+    for (const id of [...this.containers.keys()]) await this.removeContainer(id);
+    for (const id of [...this.networks.keys()]) this.removeNetwork(id);
+    this.engine.stop();
+  }
+
+  /** Capture every frame entering a network's switch. */
+  captureNetwork(networkId: string, out: NodeJS.WritableStream & import('node:stream').Writable, limit: number): CaptureSession {
+    const net = this.networks.get(networkId);
+    if (!net) throw new Error('internal: capture on unknown network');
+    let set = this.networkSinks.get(networkId);
+    if (!set) {
+      set = new SinkSet();
+      this.networkSinks.set(networkId, set);
+    }
+    const s = new CaptureSession(this.pool, out, limit, (done) => {
+      if (set!.remove(done)) {
+        net.sw.sink = null;
+        this.networkSinks.delete(networkId);
+      }
+    });
+    set.sessions.push(s);
+    net.sw.sink = set;
+    return s;
+  }
+
+  /** Capture every frame a container sends or receives, on all its interfaces. */
+  captureContainer(containerId: string, out: import('node:stream').Writable, limit: number): CaptureSession {
+    const c = this.containers.get(containerId);
+    if (!c) throw new Error('internal: capture on unknown container');
+    const devs = c.endpoints.map((e) => e.dev);
+    const s = new CaptureSession(this.pool, out, limit, (done) => {
+      for (const d of devs) {
+        const set = d.captureSink as SinkSet | null;
+        if (set && set.remove(done)) d.captureSink = null;
+      }
+    });
+    for (const d of devs) {
+      let set = d.captureSink as SinkSet | null;
+      if (!set) {
+        set = new SinkSet();
+        d.captureSink = set;
+      }
+      set.sessions.push(s);
+    }
+    return s;
+  }
+
+  endpointsOf(containerId: string): LiveEndpoint[] {
+    return this.containers.get(containerId)?.endpoints ?? [];
+  }
+}

@@ -1,0 +1,35 @@
+/** The `usernet stats` report and its table (cold path). */
+import type { CounterSnapshot } from '../dataplane/counters.js';
+
+export interface StatsReport {
+  pool: { capacity: number; inUse: number; exhausted: number };
+  breaths: number;
+  networks: Array<{
+    name: string;
+    macEntries: number;
+    switch: CounterSnapshot;
+    gateway: CounterSnapshot;
+    ports: Array<{ name: string } & CounterSnapshot>;
+  }>;
+}
+
+function reasons(c: CounterSnapshot): string {
+  return Object.entries(c.dropReasons)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
+}
+
+export function statsTable(r: StatsReport): string {
+  const rows: string[][] = [['NETWORK', 'PORT', 'RX PKTS', 'RX BYTES', 'TX PKTS', 'TX BYTES', 'DROPS', 'DROP REASONS']];
+  const row = (net: string, port: string, c: CounterSnapshot) =>
+    rows.push([net, port, String(c.rxPackets), String(c.rxBytes), String(c.txPackets), String(c.txBytes), String(c.drops), reasons(c)]);
+  for (const n of r.networks) {
+    row(n.name, `(switch, ${n.macEntries} MACs)`, n.switch);
+    row(n.name, '(gateway)', n.gateway);
+    for (const p of n.ports) row(n.name, p.name, p);
+  }
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  const lines = rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('   ').trimEnd());
+  lines.push(`pool: ${r.pool.inUse}/${r.pool.capacity} frames in use, ${r.pool.exhausted} allocation failures; ${r.breaths} breaths`);
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,122 @@
+/**
+ * Engine — the breathe loop.
+ *
+ * One breath: read the clock once; pull frames from every device that is
+ * ready (batched native reads into port.rx); run every element's process()
+ * a few passes (switch → gateway → switch …) so that replies produced in
+ * this breath leave in this breath; push every device's tx ring (batched
+ * native writes); run timers (tick) when their period has passed.
+ *
+ * Readiness comes from libuv (the addon's uv_poll watchers): a watcher
+ * marks its device ready and schedules one breath with setImmediate, so all
+ * devices that became readable in one loop iteration share a breath. A
+ * device whose read filled a whole batch stays ready and another breath is
+ * scheduled; when nothing is ready the loop sleeps (no busy spin).
+ *
+ * Time is injected (`clock`), so tests can drive breaths with a fake clock.
+ */
+export interface Element {
+  process(now: number): void;
+  tick?(now: number): void;
+}
+
+export interface Device {
+  /** set by the readiness watcher, cleared by the engine after a pull */
+  ready: boolean;
+  /** read up to a batch into port.rx; returns frames read */
+  pull(): number;
+  /** true when pull() filled its whole batch (more may be waiting) */
+  readonly batchFull: boolean;
+  /** write port.tx out */
+  push(): void;
+  /** whether port.tx holds frames */
+  readonly hasOutput: boolean;
+}
+
+export class Engine {
+  private devices: Device[] = [];
+  private elements: Element[] = [];
+  private scheduled = false;
+  private lastTick = 0;
+  private timer: NodeJS.Timeout | null = null;
+  breaths = 0;
+  /** passes of element processing per breath */
+  passes = 3;
+  /** period of tick() calls, ms */
+  tickMs = 1000;
+  private readonly runBreath = (): void => {
+    this.scheduled = false;
+    this.breathe();
+  };
+
+  constructor(readonly clock: () => number = () => performance.now()) {}
+
+  addDevice(d: Device): void {
+    this.devices = [...this.devices, d];
+  }
+  removeDevice(d: Device): void {
+    this.devices = this.devices.filter((x) => x !== d);
+  }
+  /** Elements run in the order added within a pass. */
+  addElement(e: Element, first = false): void {
+    this.elements = first ? [e, ...this.elements] : [...this.elements, e];
+  }
+  removeElement(e: Element): void {
+    this.elements = this.elements.filter((x) => x !== e);
+  }
+
+  /** Called by readiness watchers (and by control code that queued frames). */
+  wake(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(this.runBreath);
+  }
+
+  /** Starts the periodic timer that runs tick() and flushes queued output while idle. */
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => this.wake(), this.tickMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  breathe(): void {
+    const now = this.clock();
+    this.breaths++;
+    const devices = this.devices;
+    const elements = this.elements;
+    let again = false;
+    for (let i = 0; i < devices.length; i++) {
+      const d = devices[i];
+      if (!d.ready) continue;
+      d.ready = false;
+      d.pull();
+      if (d.batchFull) {
+        d.ready = true;
+        again = true;
+      }
+    }
+    for (let p = 0; p < this.passes; p++) {
+      for (let i = 0; i < elements.length; i++) elements[i].process(now);
+    }
+    for (let i = 0; i < devices.length; i++) {
+      const d = devices[i];
+      if (d.hasOutput) {
+        d.push();
+        if (d.hasOutput) again = true; // device pushed back (EAGAIN): retry next breath
+      }
+    }
+    if (now - this.lastTick >= this.tickMs) {
+      this.lastTick = now;
+      for (let i = 0; i < elements.length; i++) {
+        const e = elements[i];
+        if (e.tick) e.tick(now);
+      }
+    }
+    if (again) this.wake();
+  }
+}
