@@ -42,20 +42,20 @@ describe.runIf(root)('bridge networks with real traffic', () => {
 
   it('pings between two containers on a user network and the gateway', () => {
     d.ok('network', 'create', '--subnet', '10.200.1.0/24', 'lan');
-    d.ok('run', '--name', 'a', '--network', 'lan');
-    d.ok('run', '--name', 'b', '--network', 'lan');
-    const ipb = ipOf(d, 'b', 'lan');
-    expect(ipOf(d, 'a', 'lan')).toBe('10.200.1.2');
+    d.ok('run', '--name', 'aa', '--network', 'lan');
+    d.ok('run', '--name', 'bb', '--network', 'lan');
+    const ipb = ipOf(d, 'bb', 'lan');
+    expect(ipOf(d, 'aa', 'lan')).toBe('10.200.1.2');
     expect(ipb).toBe('10.200.1.3');
-    expect(d.ping('a', ipb, 3)).toBe(true);
-    expect(d.ping('b', '10.200.1.1', 2)).toBe(true);
+    expect(d.ping('aa', ipb, 3)).toBe(true);
+    expect(d.ping('bb', '10.200.1.1', 2)).toBe(true);
     // the MAC follows Docker's scheme
-    const link = d.exec('b', 'ip', '-o', 'link', 'show', 'eth0').stdout;
+    const link = d.exec('bb', 'ip', '-o', 'link', 'show', 'eth0').stdout;
     expect(link).toContain('02:42:0a:c8:01:03');
     // stats saw the traffic on both ports
     const stats = JSON.parse(d.ok('stats', '--json'));
     const lan = stats.networks.find((n: any) => n.name === 'lan');
-    const portA = lan.ports.find((p: any) => p.name === 'a:eth0');
+    const portA = lan.ports.find((p: any) => p.name === 'aa:eth0');
     expect(portA.rxPackets).toBeGreaterThanOrEqual(3);
     expect(lan.gateway.txPackets).toBeGreaterThanOrEqual(2);
   });
@@ -85,19 +85,19 @@ describe.runIf(root)('bridge networks with real traffic', () => {
   it('connects and disconnects a running container live', () => {
     d.ok('network', 'create', '--subnet', '10.200.2.0/24', 'one');
     d.ok('network', 'create', '--subnet', '10.200.3.0/24', 'two');
-    d.ok('run', '--name', 'x', '--network', 'one');
-    d.ok('run', '--name', 'y', '--network', 'two');
-    const yIp = ipOf(d, 'y', 'two');
-    expect(linkNames(d, 'x')).toEqual(['lo', 'eth0']);
-    expect(d.ping('x', yIp, 1)).toBe(false);
-    d.ok('network', 'connect', 'two', 'x');
-    expect(linkNames(d, 'x')).toEqual(['lo', 'eth0', 'eth1']);
-    expect(d.ping('x', yIp)).toBe(true);
+    d.ok('run', '--name', 'xx', '--network', 'one');
+    d.ok('run', '--name', 'yy', '--network', 'two');
+    const yIp = ipOf(d, 'yy', 'two');
+    expect(linkNames(d, 'xx')).toEqual(['lo', 'eth0']);
+    expect(d.ping('xx', yIp, 1)).toBe(false);
+    d.ok('network', 'connect', 'two', 'xx');
+    expect(linkNames(d, 'xx')).toEqual(['lo', 'eth0', 'eth1']);
+    expect(d.ping('xx', yIp)).toBe(true);
     const net = JSON.parse(d.ok('network', 'inspect', 'two'))[0];
-    expect(Object.values(net.Containers).map((c: any) => c.Name).sort()).toEqual(['x', 'y']);
-    d.ok('network', 'disconnect', 'two', 'x');
-    expect(linkNames(d, 'x')).toEqual(['lo', 'eth0']);
-    expect(d.ping('x', yIp, 1)).toBe(false);
+    expect(Object.values(net.Containers).map((c: any) => c.Name).sort()).toEqual(['xx', 'yy']);
+    d.ok('network', 'disconnect', 'two', 'xx');
+    expect(linkNames(d, 'xx')).toEqual(['lo', 'eth0']);
+    expect(d.ping('xx', yIp, 1)).toBe(false);
   });
 
   it('gives --network none only lo, and --network host the daemon namespace', () => {

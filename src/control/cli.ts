@@ -23,6 +23,10 @@ function kv(list: string[], what: string): Record<string, string> {
   return out;
 }
 
+function withNewline(s: string): string {
+  return s.endsWith('\n') ? s : s + '\n';
+}
+
 function print(obj: unknown): void {
   process.stdout.write(JSON.stringify(obj, null, 4) + '\n');
 }
@@ -33,6 +37,7 @@ export async function main(argv: string[]): Promise<number> {
     .name('usernet')
     .description('userspace emulator of Docker networking over real TAP devices')
     .option('--socket <path>', 'daemon socket (default $USERNET_SOCKET or /run/usernet/usernet.sock)')
+    .enablePositionalOptions()
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
@@ -93,7 +98,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('-q, --quiet', 'only ids', false)
     .action(async (o) => {
       const r = await client().request<{ table: string; ids: string[] }>('GET', '/networks?format=table');
-      process.stdout.write(o.quiet ? r.ids.map((i) => i.slice(0, 12)).join('\n') + '\n' : r.table);
+      process.stdout.write(o.quiet ? r.ids.map((i) => i.slice(0, 12)).join('\n') + '\n' : withNewline(r.table));
     });
   network
     .command('inspect')
@@ -147,19 +152,21 @@ export async function main(argv: string[]): Promise<number> {
     .command('run')
     .description('create a container: a network namespace with an interface per network')
     .requiredOption('--name <name>')
-    .option('--network, --net <net>', 'network, host or none', 'bridge')
+    .option('--network <net>', 'network, host or none (default: bridge)')
+    .option('--net <net>', 'same as --network')
     .option('--ip <ip>')
-    .option('--alias, --network-alias <name>', 'network-scoped alias', collect, [])
-    .option('--hostname, -h <hostname>')
+    .option('--alias <name>', 'network-scoped alias', collect, [])
+    .option('--network-alias <name>', 'same as --alias', collect, [])
+    .option('--hostname <hostname>')
     .option('--mac-address <mac>')
     .option('-p, --publish <spec>', 'publish a port (NAT: later issue)', collect, [])
     .option('-d, --detach', 'accepted for docker compatibility (always detached)', false)
     .action(async (o) => {
       const r = await client().request<{ Id: string; Warnings?: string[] }>('POST', '/containers', {
         name: o.name,
-        network: o.network,
+        network: o.network ?? o.net ?? 'bridge',
         ip: o.ip,
-        aliases: o.alias,
+        aliases: [...o.alias, ...o.networkAlias],
         hostname: o.hostname,
         mac: o.macAddress,
         publish: o.publish,
@@ -174,6 +181,8 @@ export async function main(argv: string[]): Promise<number> {
     .argument('<command...>')
     .passThroughOptions()
     .action(async (name: string, command: string[]) => {
+      if (command[0] === '--') command = command.slice(1);
+      if (!command.length) throw new Error('exec needs a command: usernet exec NAME -- COMMAND [ARG...]');
       const c = await client().request<{ Netns: string | null; DaemonPid: number }>('GET', `/containers/${encodeURIComponent(name)}`);
       const argv = c.Netns ? ['ip', 'netns', 'exec', c.Netns, ...command] : ['nsenter', `--net=/proc/${c.DaemonPid}/ns/net`, '--', ...command];
       exitCode = await new Promise<number>((resolve) => {
@@ -190,7 +199,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('-q, --quiet', 'only ids', false)
     .action(async (o) => {
       const r = await client().request<{ table: string; ids: string[] }>('GET', '/containers?format=table');
-      process.stdout.write(o.quiet ? r.ids.map((i) => i.slice(0, 12)).join('\n') + (r.ids.length ? '\n' : '') : r.table);
+      process.stdout.write(o.quiet ? r.ids.map((i) => i.slice(0, 12)).join('\n') + (r.ids.length ? '\n' : '') : withNewline(r.table));
     });
   program
     .command('inspect')
