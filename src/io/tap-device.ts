@@ -31,6 +31,9 @@ export class TapDevice implements Device {
   private readonly spare: Uint32Array;
   private spareCount = 0;
   private readonly out: Uint32Array;
+  /** the addon's ids for spare/out (pointers captured once) */
+  private readonly spareId: number;
+  private readonly outId: number;
   private closed = false;
   /** hard read errors (device gone); the device stops reading after one */
   readErrors = 0;
@@ -48,6 +51,8 @@ export class TapDevice implements Device {
     this.ifname = t.name;
     this.spare = new Uint32Array(batch);
     this.out = new Uint32Array(batch);
+    this.spareId = native.bindHandles(this.spare);
+    this.outId = native.bindHandles(this.out);
     this.refill();
   }
 
@@ -80,7 +85,7 @@ export class TapDevice implements Device {
     }
     let n: number;
     try {
-      n = this.native.readBatch(this.fd, this.spare, this.spareCount);
+      n = this.native.readBatch(this.fd, this.spareId, this.spareCount);
     } catch {
       this.readErrors++;
       this.batchFull = false;
@@ -125,7 +130,7 @@ export class TapDevice implements Device {
     const sink = this.captureSink;
     while (!tx.empty) {
       const n = tx.popInto(out, out.length);
-      const r = this.native.writeBatch(this.fd, out, n);
+      const r = this.native.writeBatch(this.fd, this.outId, n);
       const consumed = r & 0xffff;
       const failed = r >>> 16;
       for (let i = 0; i < consumed; i++) {
@@ -157,6 +162,8 @@ export class TapDevice implements Device {
     if (this.watcher >= 0) this.native.pollStop(this.watcher);
     this.watcher = -1;
     this.native.close(this.fd);
+    this.native.unbindHandles(this.spareId);
+    this.native.unbindHandles(this.outId);
     for (let i = 0; i < this.spareCount; i++) this.pool.free(this.spare[i]);
     this.spareCount = 0;
     this.drainTx();
