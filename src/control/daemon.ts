@@ -9,10 +9,9 @@ import http from 'node:http';
 import net from 'node:net';
 import { dirname, join } from 'node:path';
 import pino, { type Logger } from 'pino';
-import { parseMac } from '../wire/ethernet.js';
-import { parseIpv4 } from '../wire/ipv4.js';
+import { macToNumber, parseIp } from '../services/ipam.js';
 import { inspectContainer, inspectNetwork, networkLsTable, psTable } from './format.js';
-import { State, type Container, type Network } from './model.js';
+import { networkMtu, networkPrefixLen, outboundEndpoint, State, type Container, type Network } from './model.js';
 import { Runtime } from './runtime.js';
 import { statsTable, type StatsReport } from './stats.js';
 
@@ -34,8 +33,6 @@ class HttpError extends Error {
     super(message);
   }
 }
-
-const MTU_OPT = 'com.docker.network.driver.mtu';
 
 export class Daemon {
   readonly state: State;
@@ -73,20 +70,14 @@ export class Daemon {
 
   private bringUpNetwork(n: Network): void {
     if (n.driver !== 'bridge') return;
-    const mtu = Number(n.options[MTU_OPT] ?? 1500);
-    this.runtime.addBridge({ id: n.id, name: n.name, gatewayIp: parseIpv4(n.gateway!), gatewayMac: parseMac(n.gatewayMac), mtu });
+    this.runtime.addBridge({ id: n.id, name: n.name, gatewayIp: parseIp(n.gateway!), gatewayMac: macToNumber(n.gatewayMac), mtu: networkMtu(n) });
   }
 
   /** The egress route: the first non-internal network in lexical order of name. */
   private async routeContainer(c: Container): Promise<void> {
-    const eps = [...c.endpoints].sort((a, b) => (a.network < b.network ? -1 : a.network > b.network ? 1 : 0));
-    for (const ep of eps) {
-      const n = this.state.findNetwork(ep.networkId);
-      if (n.internal) continue;
-      await this.runtime.setDefaultRoute(c.id, n.gateway!, ep.ifname);
-      return;
-    }
-    await this.runtime.setDefaultRoute(c.id, null);
+    const ep = outboundEndpoint(c, (id) => this.state.networkById(id));
+    if (ep) await this.runtime.setDefaultRoute(c.id, this.state.findNetwork(ep.networkId).gateway!, ep.ifname);
+    else await this.runtime.setDefaultRoute(c.id, null);
   }
 
   private async bringUpContainer(c: Container): Promise<void> {
@@ -94,7 +85,7 @@ export class Daemon {
     try {
       for (const ep of c.endpoints) {
         const n = this.state.findNetwork(ep.networkId);
-        await this.runtime.plug(c.id, n.id, { ifname: ep.ifname, mac: ep.mac, cidr: `${ep.ip}/${n.subnet!.split('/')[1]}` });
+        await this.runtime.plug(c.id, n.id, { ifname: ep.ifname, mac: ep.mac, cidr: `${ep.ip}/${networkPrefixLen(n)}` });
       }
       await this.routeContainer(c);
     } catch (e) {
@@ -247,7 +238,7 @@ export class Daemon {
             aliases: b.aliases ?? [],
           });
           try {
-            await this.runtime.plug(c.id, n.id, { ifname: ep.ifname, mac: ep.mac, cidr: `${ep.ip}/${n.subnet!.split('/')[1]}` });
+            await this.runtime.plug(c.id, n.id, { ifname: ep.ifname, mac: ep.mac, cidr: `${ep.ip}/${networkPrefixLen(n)}` });
             await this.routeContainer(c);
           } catch (e) {
             this.runtime.unplug(c.id, n.id);
