@@ -108,7 +108,7 @@ export class Runtime {
     }
     net.attach(port);
     this.engine.addDevice(dev);
-    dev.watch(() => this.engine.wake());
+    dev.watch(() => this.engine.readyNow());
     c.endpoints.push({ networkId, ifname: ep.ifname, dev });
     this.engine.wake();
   }

@@ -65,7 +65,22 @@ export class Engine {
     this.elements = this.elements.filter((x) => x !== e);
   }
 
-  /** Called by readiness watchers (and by control code that queued frames). */
+  private inBreath = false;
+
+  /**
+   * Called by a readiness watcher: breathe now (the lowest latency: the
+   * frame is forwarded from inside the libuv poll callback). Re-entry is
+   * impossible from libuv, but a breath already running defers to wake().
+   */
+  readyNow(): void {
+    if (this.inBreath) {
+      this.wake();
+      return;
+    }
+    this.breathe();
+  }
+
+  /** Schedule one breath soon (control code that queued frames, or more work pending). */
   wake(): void {
     if (this.scheduled) return;
     this.scheduled = true;
@@ -85,6 +100,15 @@ export class Engine {
   }
 
   breathe(): void {
+    this.inBreath = true;
+    try {
+      this.breatheOnce();
+    } finally {
+      this.inBreath = false;
+    }
+  }
+
+  private breatheOnce(): void {
     const now = this.clock();
     this.breaths++;
     const devices = this.devices;

@@ -1,0 +1,27 @@
+/**
+ * `npm run bench`: every benchmark beside its anchor, one table.
+ *   --quick      shorter runs (for a smoke check)
+ *   --only NAME  switch | e2e
+ */
+import { isRoot } from '../src/lab/lab.js';
+import { benchE2e } from './e2e.js';
+import { benchSwitch } from './switch.js';
+import { renderTable, type Row } from './table.js';
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const quick = args.includes('--quick');
+  const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined;
+  const rows: Row[] = [];
+  if (!only || only === 'switch') rows.push(...(await benchSwitch({ seconds: quick ? 0.3 : 1 })));
+  if (!only || only === 'e2e') {
+    if (isRoot) rows.push(...(await benchE2e({ seconds: quick ? 2 : 5, pings: quick ? 50 : 200 })));
+    else process.stderr.write('*** SKIPPED end-to-end benchmarks: they need root (namespaces, TAPs) ***\n');
+  }
+  process.stdout.write('\n' + renderTable(rows));
+}
+
+main().catch((e) => {
+  process.stderr.write(`bench failed: ${e instanceof Error ? e.stack : e}\n`);
+  process.exit(1);
+});
