@@ -18,7 +18,8 @@ const EXPECTED: Record<string, boolean> = {
 function show(lab: DaemonLab, ...args: string[]): string {
   process.stdout.write(`$ usernet ${args.join(' ')}\n`);
   const out = lab.ok(...args);
-  if (out.trim()) process.stdout.write(out.replace(/^/gm, '  ') + (out.endsWith('\n') ? '' : '\n'));
+  const text = out.trimEnd();
+  if (text) process.stdout.write(text.replace(/^/gm, '  ') + '\n');
   return out;
 }
 
@@ -69,7 +70,7 @@ async function main(): Promise<number> {
       rows.push(row);
     }
     const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-    for (const r of rows) process.stdout.write('  ' + r.map((c, i) => c.padEnd(w[i])).join('   ') + '\n');
+    for (const r of rows) process.stdout.write(('  ' + r.map((c, i) => c.padEnd(w[i])).join('   ')).trimEnd() + '\n');
     process.stdout.write('\n');
     show(lab, 'stats');
     process.stdout.write(
