@@ -15,7 +15,7 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   if (!only || only === 'switch') rows.push(...(await benchSwitch({ seconds: quick ? 0.3 : 1 })));
   if (!only || only === 'e2e') {
-    if (isRoot) rows.push(...(await benchE2e({ seconds: quick ? 2 : 5, pings: quick ? 50 : 200 })));
+    if (isRoot) rows.push(...(await benchE2e(quick ? { seconds: 2, pings: 300, rounds: 2 } : { seconds: 5, pings: 1200, rounds: 3 })));
     else process.stderr.write('*** SKIPPED end-to-end benchmarks: they need root (namespaces, TAPs) ***\n');
   }
   process.stdout.write('\n' + renderTable(rows));

@@ -40,8 +40,10 @@ export class Engine {
   private lastTick = 0;
   private timer: NodeJS.Timeout | null = null;
   breaths = 0;
-  /** passes of element processing per breath */
+  /** passes of element processing per round */
   passes = 3;
+  /** pull → process → push rounds per breath (see breatheOnce) */
+  rounds = 4;
   /** period of tick() calls, ms */
   tickMs = 1000;
   private readonly runBreath = (): void => {
@@ -114,26 +116,36 @@ export class Engine {
     const devices = this.devices;
     const elements = this.elements;
     let again = false;
-    for (let i = 0; i < devices.length; i++) {
-      const d = devices[i];
-      if (!d.ready) continue;
-      d.ready = false;
-      d.pull();
-      if (d.batchFull) {
-        d.ready = true;
-        again = true;
+    // A frame written to a TAP is usually answered at once by the stack
+    // behind it (ARP reply, echo reply, TCP ACK): the answer is already
+    // queued on the device we just wrote to. So a device we pushed to is
+    // pulled again in the same breath (a few rounds at most) instead of
+    // waiting for the next readiness wake-up.
+    for (let round = 0; round < this.rounds; round++) {
+      let got = 0;
+      for (let i = 0; i < devices.length; i++) {
+        const d = devices[i];
+        if (!d.ready) continue;
+        d.ready = false;
+        got += d.pull();
+        if (d.batchFull) {
+          d.ready = true;
+          again = true;
+        }
+      }
+      if (got === 0 && round > 0) break;
+      for (let p = 0; p < this.passes; p++) {
+        for (let i = 0; i < elements.length; i++) elements[i].process(now);
+      }
+      for (let i = 0; i < devices.length; i++) {
+        const d = devices[i];
+        if (d.hasOutput) {
+          d.push();
+          d.ready = true;
+        }
       }
     }
-    for (let p = 0; p < this.passes; p++) {
-      for (let i = 0; i < elements.length; i++) elements[i].process(now);
-    }
-    for (let i = 0; i < devices.length; i++) {
-      const d = devices[i];
-      if (d.hasOutput) {
-        d.push();
-        if (d.hasOutput) again = true; // device pushed back (EAGAIN): retry next breath
-      }
-    }
+    for (let i = 0; i < devices.length; i++) if (devices[i].hasOutput) again = true; // device pushed back (EAGAIN)
     if (now - this.lastTick >= this.tickMs) {
       this.lastTick = now;
       for (let i = 0; i < elements.length; i++) {

@@ -1,0 +1,239 @@
+/**
+ * bench/switch — in-process learning-switch throughput (Mpps).
+ *
+ * Setup per case: N ports (default 4), M source/destination MACs (MAC i lives
+ * behind port i % N and is learned before measuring), F prepared frames per
+ * port (default 512) of the given size, each from a MAC of its ingress port
+ * to a MAC behind the next port. A round is one `process()` call (the switch
+ * drains every rx ring in batches and pushes each frame onto one tx ring);
+ * between rounds the frames are recycled from the tx rings back to the rx
+ * ring of their ingress port, so nothing is ever allocated.
+ *
+ * Only the time spent inside process() counts (hrtime around each round);
+ * the recycling runs outside the clock. A case runs until ≥ `seconds` of
+ * process() time have passed (default 1 s).
+ *
+ * Anchor: bench/reference/cswitch.c — the same loop in C (same pool layout,
+ * rings, checks, MAC table and hash), built with `cc -O2` into build/cswitch
+ * and run with the same parameters; it prints Mpps per case as JSON. Rows
+ * carry anchor (C Mpps) and ratio (ours / C).
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { FramePool } from '../src/dataplane/pool.js';
+import { Port } from '../src/dataplane/port.js';
+import { LearningSwitch } from '../src/switch/learning-switch.js';
+
+export interface Row {
+  name: string;
+  value: number;
+  unit: string;
+  anchor?: number;
+  ratio?: number;
+  note?: string;
+}
+
+export interface SwitchBenchOptions {
+  /** seconds of process() time per case (default 1) */
+  seconds?: number;
+  /** ports on the switch (default 4) */
+  ports?: number;
+  /** prepared frames per port (default 512) */
+  framesPerPort?: number;
+  /** handles per ring pop (default 256) */
+  batch?: number;
+  /** frame sizes (default [64, 1500]) */
+  sizes?: number[];
+  /** MAC counts (default [16, 4096]) */
+  macs?: number[];
+  /** run the C anchor (default true) */
+  anchor?: boolean;
+  /** print progress to stderr */
+  verbose?: boolean;
+}
+
+interface CaseResult {
+  mpps: number;
+  wallMpps: number;
+  frames: number;
+}
+
+/** MAC number for index i: 02:00:00:xx:xx:xx (locally administered unicast). */
+function macOf(i: number): number {
+  return 0x020000000000 + ((i * 0x9e37) & 0xffffff);
+}
+
+function writeFrame(pool: FramePool, h: number, dst: number, src: number, len: number): void {
+  const b = pool.bytes;
+  const o = pool.offsets[h];
+  for (let i = 0; i < 6; i++) {
+    b[o + i] = Math.floor(dst / 2 ** (8 * (5 - i))) & 0xff;
+    b[o + 6 + i] = Math.floor(src / 2 ** (8 * (5 - i))) & 0xff;
+  }
+  b[o + 12] = 0x08;
+  b[o + 13] = 0x00;
+  for (let i = 14; i < len; i++) b[o + i] = i & 0xff;
+  pool.lengths[h] = len;
+}
+
+function runCase(frameLen: number, nMacs: number, o: Required<SwitchBenchOptions>): CaseResult {
+  const P = o.ports;
+  const F = o.framesPerPort;
+  let ringSize = 2;
+  while (ringSize < 2 * F) ringSize *= 2;
+  const pool = new FramePool({ capacity: P * F + 4 * 256 + 64, slotSize: 2048, headroom: 128 });
+  const sw = new LearningSwitch(pool, { tableSize: Math.max(8192, 2 * nMacs), seed: 0x5eed, batch: o.batch });
+  const ports: Port[] = [];
+  for (let i = 0; i < P; i++) {
+    const p = new Port(i + 1, `b${i}`, ringSize);
+    ports.push(p);
+    sw.attach(p);
+  }
+  // learn every MAC: one broadcast from each, behind port i % P
+  for (let i = 0; i < nMacs; i++) {
+    const h = pool.alloc();
+    writeFrame(pool, h, 0xffffffffffff, macOf(i), 60);
+    ports[i % P].rx.push(h);
+    if (i % 256 === 255 || i === nMacs - 1) {
+      // flood clones stay within the pool
+      sw.process(0);
+      for (const p of ports) for (let x = p.tx.pop(); x >= 0; x = p.tx.pop()) pool.free(x);
+    }
+  }
+  if (sw.macCount !== nMacs) throw new Error(`learned ${sw.macCount} of ${nMacs} MACs`);
+  // prepared frames: port p sends from its MACs to MACs behind port p+1
+  const perPort = Math.max(1, Math.floor(nMacs / P));
+  for (let p = 0; p < P; p++) {
+    for (let k = 0; k < F; k++) {
+      const s = ((k % perPort) * P + p) % nMacs;
+      const d = ((((k * 7 + 3) % perPort) * P + ((p + 1) % P)) % nMacs) | 0;
+      const h = pool.alloc();
+      writeFrame(pool, h, macOf(d), macOf(s), frameLen);
+      ports[p].rx.push(h);
+    }
+  }
+  sw.counters.reset();
+  const tmp = new Uint32Array(ringSize);
+  const round = P * F;
+  let frames = 0;
+  let procNs = 0n;
+  const limit = BigInt(Math.round(o.seconds * 1e9));
+  let now = 1;
+  const wall0 = process.hrtime.bigint();
+  while (procNs < limit) {
+    const t0 = process.hrtime.bigint();
+    sw.process(now);
+    procNs += process.hrtime.bigint() - t0;
+    frames += round;
+    // recycle: frames in port q's tx ring came from port q-1
+    for (let q = 0; q < P; q++) {
+      const n = ports[q].tx.popInto(tmp, ringSize);
+      const back = ports[(q + P - 1) % P].rx;
+      for (let i = 0; i < n; i++) back.push(tmp[i]);
+    }
+    now += 0.01;
+  }
+  const wallNs = process.hrtime.bigint() - wall0;
+  const c = sw.counters;
+  if (c.drops !== 0 || c.rxPackets !== frames || c.txPackets !== frames) {
+    throw new Error(`switch bench lost frames: ${JSON.stringify(c.snapshot())} expected ${frames}`);
+  }
+  return { mpps: (frames / Number(procNs)) * 1e3, wallMpps: (frames / Number(wallNs)) * 1e3, frames };
+}
+
+function repoRoot(): string {
+  let d = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    if (existsSync(join(d, 'package.json'))) return d;
+    d = dirname(d);
+  }
+  throw new Error('cannot find the repository root');
+}
+
+/** Build (if needed) and run the C anchor; Mpps per "size/macs" key, or an error string. */
+function runAnchor(o: Required<SwitchBenchOptions>): Map<string, number> | string {
+  const root = repoRoot();
+  const src = join(root, 'bench', 'reference', 'cswitch.c');
+  const bin = join(root, 'build', 'cswitch');
+  if (!existsSync(src)) return `missing ${src}`;
+  if (!existsSync(bin) || statSync(bin).mtimeMs < statSync(src).mtimeMs) {
+    mkdirSync(dirname(bin), { recursive: true });
+    const cc = spawnSync(process.env.CC ?? 'cc', ['-O2', '-o', bin, src], { encoding: 'utf8' });
+    if (cc.status !== 0) return `cc failed: ${cc.error?.message ?? cc.stderr.trim()}`;
+  }
+  const args = [
+    `--seconds=${o.seconds}`,
+    `--ports=${o.ports}`,
+    `--frames=${o.framesPerPort}`,
+    `--batch=${o.batch}`,
+    `--sizes=${o.sizes.join(',')}`,
+    `--macs=${o.macs.join(',')}`,
+  ];
+  const r = spawnSync(bin, args, { encoding: 'utf8', timeout: 600_000 });
+  if (r.status !== 0) return `cswitch failed: ${r.error?.message ?? r.stderr.trim()}`;
+  const out = new Map<string, number>();
+  for (const c of JSON.parse(r.stdout) as Array<{ size: number; macs: number; mpps: number }>) {
+    out.set(`${c.size}/${c.macs}`, c.mpps);
+  }
+  return out;
+}
+
+export async function benchSwitch(opts: SwitchBenchOptions = {}): Promise<Row[]> {
+  const o: Required<SwitchBenchOptions> = {
+    seconds: opts.seconds ?? 1,
+    ports: opts.ports ?? 4,
+    framesPerPort: opts.framesPerPort ?? 512,
+    batch: opts.batch ?? 256,
+    sizes: opts.sizes ?? [64, 1500],
+    macs: opts.macs ?? [16, 4096],
+    anchor: opts.anchor ?? true,
+    verbose: opts.verbose ?? false,
+  };
+  // warm up the JIT on a short run so the first measured case is not penalised
+  runCase(64, 16, { ...o, seconds: Math.min(0.3, o.seconds) });
+  const results: Array<{ size: number; macs: number; r: CaseResult }> = [];
+  for (const size of o.sizes) {
+    for (const macs of o.macs) {
+      const r = runCase(size, macs, o);
+      if (o.verbose) process.stderr.write(`switch ${size}B ${macs} MACs: ${r.mpps.toFixed(2)} Mpps\n`);
+      results.push({ size, macs, r });
+    }
+  }
+  const anchor = o.anchor ? runAnchor(o) : 'anchor disabled';
+  const rows: Row[] = [];
+  for (const { size, macs, r } of results) {
+    const row: Row = {
+      name: `switch ${size}B ${macs} MACs ${o.ports} ports`,
+      value: round2(r.mpps),
+      unit: 'Mpps',
+      note: `${round2(r.wallMpps)} Mpps incl. recycling`,
+    };
+    if (typeof anchor !== 'string') {
+      const a = anchor.get(`${size}/${macs}`);
+      if (a !== undefined) {
+        row.anchor = round2(a);
+        row.ratio = round2(r.mpps / a);
+      }
+    } else row.note += `; anchor: ${anchor}`;
+    rows.push(row);
+  }
+  return rows;
+}
+
+function round2(x: number): number {
+  return Math.round(x * 100) / 100;
+}
+
+// run directly: node dist/bench/switch.js [seconds]
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const seconds = Number(process.argv[2] ?? 1);
+  benchSwitch({ seconds, verbose: true }).then(
+    (rows) => console.table(rows),
+    (e) => {
+      console.error(e);
+      process.exit(1);
+    },
+  );
+}
