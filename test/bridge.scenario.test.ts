@@ -7,9 +7,18 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, DaemonUnderTest, requireRoot } from './harness.js';
+import { CLI, DaemonUnderTest, listNetns, requireRoot } from './harness.js';
 
 const root = requireRoot('bridge scenario tests (daemon, TAPs, namespaces, ping)');
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 function ipOf(d: DaemonUnderTest, name: string, net: string): string {
   const info = JSON.parse(d.ok('inspect', name))[0];
@@ -31,7 +40,12 @@ describe.runIf(root)('bridge networks with real traffic', () => {
     await d.start();
   });
   afterAll(async () => {
+    const pid = d.proc?.pid;
     await d.cleanup();
+    // nothing left: no namespace with our prefix, no daemon process, no TAP in this namespace
+    expect(listNetns().filter((n) => n.startsWith(d.prefix))).toEqual([]);
+    expect(pid !== undefined && processAlive(pid)).toBe(false);
+    expect(execFileSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' })).not.toMatch(/: un\d+[:@]/);
   });
   afterEach(() => {
     // every test removes what it made
