@@ -19,10 +19,38 @@ export class ApiError extends Error {
   }
 }
 
+/** The daemon's error message from a JSON body ({message}) or plain text. */
+function errorMessage(text: string, status: number | undefined): string {
+  try {
+    const m = (JSON.parse(text) as { message?: string })?.message;
+    if (m) return m;
+  } catch {
+    /* plain text */
+  }
+  return text || `HTTP ${status}`;
+}
+
+function collect(res: http.IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    res.on('data', (c: Buffer) => chunks.push(c));
+    res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    res.on('error', reject);
+  });
+}
+
 export class Client {
   constructor(readonly socket: string) {}
 
-  request<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
+  private connectError(e: NodeJS.ErrnoException): Error {
+    if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED')
+      return new Error(`cannot connect to the usernet daemon at ${this.socket}: is \`usernet daemon\` running?`);
+    if (e.code === 'EACCES') return new Error(`permission denied on ${this.socket} (the socket is root-only)`);
+    return e;
+  }
+
+  /** Sends a request; resolves with the response once its headers arrive (status < 400), else rejects with the daemon's message. */
+  private send(method: string, path: string, body?: unknown): Promise<http.IncomingMessage> {
     return new Promise((resolve, reject) => {
       const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
       const req = http.request(
@@ -33,59 +61,23 @@ export class Client {
           headers: data ? { 'content-type': 'application/json', 'content-length': data.length } : {},
         },
         (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => {
-            const text = Buffer.concat(chunks).toString('utf8');
-            let parsed: unknown = undefined;
-            try {
-              parsed = text ? JSON.parse(text) : undefined;
-            } catch {
-              parsed = text;
-            }
-            if ((res.statusCode ?? 500) >= 400) {
-              const msg = (parsed as { message?: string })?.message ?? text ?? `HTTP ${res.statusCode}`;
-              reject(new ApiError(msg, res.statusCode ?? 500));
-            } else resolve(parsed as T);
-          });
+          const status = res.statusCode ?? 500;
+          if (status < 400) return resolve(res);
+          collect(res).then((text) => reject(new ApiError(errorMessage(text, status), status)), reject);
         },
       );
-      req.on('error', (e: NodeJS.ErrnoException) => {
-        if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED')
-          reject(new Error(`cannot connect to the usernet daemon at ${this.socket}: is \`usernet daemon\` running?`));
-        else if (e.code === 'EACCES') reject(new Error(`permission denied on ${this.socket} (the socket is root-only)`));
-        else reject(e);
-      });
-      if (data) req.write(data);
-      req.end();
+      req.on('error', (e: NodeJS.ErrnoException) => reject(this.connectError(e)));
+      req.end(data);
     });
   }
 
-  /** A streaming GET (capture): resolves with the response once headers arrive. */
+  async request<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
+    const text = await collect(await this.send(method, path, body));
+    return (text ? JSON.parse(text) : undefined) as T;
+  }
+
+  /** A streaming GET (capture): the response, once its headers arrive. */
   stream(path: string): Promise<http.IncomingMessage> {
-    return new Promise((resolve, reject) => {
-      const req = http.request({ socketPath: this.socket, method: 'GET', path }, (res) => {
-        if ((res.statusCode ?? 500) >= 400) {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => {
-            const text = Buffer.concat(chunks).toString('utf8');
-            let msg = text;
-            try {
-              msg = JSON.parse(text).message ?? text;
-            } catch {
-              /* plain text */
-            }
-            reject(new ApiError(msg, res.statusCode ?? 500));
-          });
-        } else resolve(res);
-      });
-      req.on('error', (e: NodeJS.ErrnoException) => {
-        if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED')
-          reject(new Error(`cannot connect to the usernet daemon at ${this.socket}: is \`usernet daemon\` running?`));
-        else reject(e);
-      });
-      req.end();
-    });
+    return this.send('GET', path);
   }
 }

@@ -28,6 +28,7 @@
  *   outside the ip-range: that is how users keep static addresses away from
  *   dynamic ones.
  */
+import { macToString, parseMac as wireParseMac } from '../wire/ethernet.js';
 import ipaddr from 'ipaddr.js';
 
 /** An IPv4 prefix: `base` is the network address (host bits clear). */
@@ -405,16 +406,12 @@ export function parseMac(s: string): string {
 }
 
 /** A MAC as a 48-bit number (hot-path form). Accepts what `formatMac` produces. */
+/** "02:42:ac:11:00:02" → 48-bit number (the wire layer's parser). */
 export function macToNumber(mac: string): number {
-  const parts = mac.split(/[:-]/);
-  if (parts.length !== 6 || !parts.every((p) => /^[0-9a-f]{2}$/i.test(p))) throw new Error(`invalid MAC address "${mac}"`);
-  let n = 0;
-  for (const p of parts) n = n * 256 + parseInt(p, 16);
-  return n;
+  return wireParseMac(mac);
 }
 
+/** 48-bit number → "02:42:ac:11:00:02". */
 export function formatMac(n: number): string {
-  const out: string[] = [];
-  for (let i = 5; i >= 0; i--) out.push(hex2(Math.floor(n / 2 ** (8 * i))));
-  return out.join(':');
+  return macToString(n);
 }
