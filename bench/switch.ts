@@ -9,14 +9,16 @@
  * between rounds the frames are recycled from the tx rings back to the rx
  * ring of their ingress port, so nothing is ever allocated.
  *
- * Only the time spent inside process() counts (hrtime around each round);
- * the recycling runs outside the clock. A case runs until ≥ `seconds` of
- * process() time have passed (default 1 s).
+ * Only the time spent inside process() counts (a clock read around each
+ * round); the recycling runs outside it. A case runs until ≥ `seconds` of
+ * process() time have passed (default 1 s). value = frames / total
+ * process() time; the note adds the median round's rate, which is robust
+ * against other load on the machine, and the rate including recycling.
  *
  * Anchor: bench/reference/cswitch.c — the same loop in C (same pool layout,
  * rings, checks, MAC table and hash), built with `cc -O2` into build/cswitch
- * and run with the same parameters; it prints Mpps per case as JSON. Rows
- * carry anchor (C Mpps) and ratio (ours / C).
+ * and run right after each case with the same parameters (it prints Mpps as
+ * JSON). Rows carry anchor (C Mpps) and ratio (ours / C).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
@@ -31,6 +33,7 @@ export interface Row {
   value: number;
   unit: string;
   anchor?: number;
+  anchorName?: string;
   ratio?: number;
   note?: string;
 }
@@ -55,7 +58,11 @@ export interface SwitchBenchOptions {
 }
 
 interface CaseResult {
+  /** frames / total process() time */
   mpps: number;
+  /** the median round's rate (robust against other load on the machine) */
+  p50: number;
+  /** frames / wall time including the recycling between rounds */
   wallMpps: number;
   frames: number;
 }
@@ -117,15 +124,19 @@ function runCase(frameLen: number, nMacs: number, o: Required<SwitchBenchOptions
   sw.counters.reset();
   const tmp = new Uint32Array(ringSize);
   const round = P * F;
+  const times = new Float64Array(1 << 22); // per-round ms, preallocated
+  let rounds = 0;
   let frames = 0;
-  let procNs = 0n;
-  const limit = BigInt(Math.round(o.seconds * 1e9));
+  let procMs = 0;
+  const limit = o.seconds * 1000;
   let now = 1;
-  const wall0 = process.hrtime.bigint();
-  while (procNs < limit) {
-    const t0 = process.hrtime.bigint();
+  const wall0 = performance.now();
+  while (procMs < limit) {
+    const t0 = performance.now();
     sw.process(now);
-    procNs += process.hrtime.bigint() - t0;
+    const dt = performance.now() - t0;
+    procMs += dt;
+    if (rounds < times.length) times[rounds++] = dt;
     frames += round;
     // recycle: frames in port q's tx ring came from port q-1
     for (let q = 0; q < P; q++) {
@@ -135,12 +146,18 @@ function runCase(frameLen: number, nMacs: number, o: Required<SwitchBenchOptions
     }
     now += 0.01;
   }
-  const wallNs = process.hrtime.bigint() - wall0;
+  const wallMs = performance.now() - wall0;
   const c = sw.counters;
   if (c.drops !== 0 || c.rxPackets !== frames || c.txPackets !== frames) {
     throw new Error(`switch bench lost frames: ${JSON.stringify(c.snapshot())} expected ${frames}`);
   }
-  return { mpps: (frames / Number(procNs)) * 1e3, wallMpps: (frames / Number(wallNs)) * 1e3, frames };
+  const sorted = times.subarray(0, rounds).sort();
+  return {
+    mpps: frames / procMs / 1e3,
+    p50: round / sorted[rounds >> 1] / 1e3,
+    wallMpps: frames / wallMs / 1e3,
+    frames,
+  };
 }
 
 function repoRoot(): string {
@@ -152,32 +169,34 @@ function repoRoot(): string {
   throw new Error('cannot find the repository root');
 }
 
-/** Build (if needed) and run the C anchor; Mpps per "size/macs" key, or an error string. */
-function runAnchor(o: Required<SwitchBenchOptions>): Map<string, number> | string {
+/** Build build/cswitch from bench/reference/cswitch.c if needed; its path or an error string. */
+function buildAnchor(): { bin: string } | { error: string } {
   const root = repoRoot();
   const src = join(root, 'bench', 'reference', 'cswitch.c');
   const bin = join(root, 'build', 'cswitch');
-  if (!existsSync(src)) return `missing ${src}`;
+  if (!existsSync(src)) return { error: `missing ${src}` };
   if (!existsSync(bin) || statSync(bin).mtimeMs < statSync(src).mtimeMs) {
     mkdirSync(dirname(bin), { recursive: true });
     const cc = spawnSync(process.env.CC ?? 'cc', ['-O2', '-o', bin, src], { encoding: 'utf8' });
-    if (cc.status !== 0) return `cc failed: ${cc.error?.message ?? cc.stderr.trim()}`;
+    if (cc.status !== 0) return { error: `cc failed: ${cc.error?.message ?? cc.stderr.trim()}` };
   }
+  return { bin };
+}
+
+/** Run the C anchor on one case: { mpps, p50 } or an error string. */
+function runAnchor(bin: string, size: number, macs: number, o: Required<SwitchBenchOptions>): { mpps: number; p50: number } | string {
   const args = [
     `--seconds=${o.seconds}`,
     `--ports=${o.ports}`,
     `--frames=${o.framesPerPort}`,
     `--batch=${o.batch}`,
-    `--sizes=${o.sizes.join(',')}`,
-    `--macs=${o.macs.join(',')}`,
+    `--sizes=${size}`,
+    `--macs=${macs}`,
   ];
   const r = spawnSync(bin, args, { encoding: 'utf8', timeout: 600_000 });
   if (r.status !== 0) return `cswitch failed: ${r.error?.message ?? r.stderr.trim()}`;
-  const out = new Map<string, number>();
-  for (const c of JSON.parse(r.stdout) as Array<{ size: number; macs: number; mpps: number }>) {
-    out.set(`${c.size}/${c.macs}`, c.mpps);
-  }
-  return out;
+  const out = JSON.parse(r.stdout) as Array<{ size: number; macs: number; mpps: number; p50: number }>;
+  return { mpps: out[0].mpps, p50: out[0].p50 };
 }
 
 export async function benchSwitch(opts: SwitchBenchOptions = {}): Promise<Row[]> {
@@ -193,31 +212,30 @@ export async function benchSwitch(opts: SwitchBenchOptions = {}): Promise<Row[]>
   };
   // warm up the JIT on a short run so the first measured case is not penalised
   runCase(64, 16, { ...o, seconds: Math.min(0.3, o.seconds) });
-  const results: Array<{ size: number; macs: number; r: CaseResult }> = [];
+  const built = o.anchor ? buildAnchor() : { error: 'anchor disabled' };
+  const rows: Row[] = [];
   for (const size of o.sizes) {
     for (const macs of o.macs) {
       const r = runCase(size, macs, o);
-      if (o.verbose) process.stderr.write(`switch ${size}B ${macs} MACs: ${r.mpps.toFixed(2)} Mpps\n`);
-      results.push({ size, macs, r });
-    }
-  }
-  const anchor = o.anchor ? runAnchor(o) : 'anchor disabled';
-  const rows: Row[] = [];
-  for (const { size, macs, r } of results) {
-    const row: Row = {
-      name: `switch ${size}B ${macs} MACs ${o.ports} ports`,
-      value: round2(r.mpps),
-      unit: 'Mpps',
-      note: `${round2(r.wallMpps)} Mpps incl. recycling`,
-    };
-    if (typeof anchor !== 'string') {
-      const a = anchor.get(`${size}/${macs}`);
-      if (a !== undefined) {
-        row.anchor = round2(a);
-        row.ratio = round2(r.mpps / a);
+      // the C twin runs right after, under the same conditions
+      const a = 'bin' in built ? runAnchor(built.bin, size, macs, o) : built.error;
+      const row: Row = {
+        name: `switch ${size}B ${macs} MACs ${o.ports} ports`,
+        value: round2(r.mpps),
+        unit: 'Mpps',
+      };
+      let note = `median round ${round2(r.p50)}`;
+      if (typeof a === 'string') note += `; anchor: ${a}`;
+      else {
+        row.anchor = round2(a.mpps);
+        row.ratio = round2(r.mpps / a.mpps);
+        note += ` (C ${round2(a.p50)})`;
       }
-    } else row.note += `; anchor: ${anchor}`;
-    rows.push(row);
+      row.note = `${note}; ${round2(r.wallMpps)} incl. recycling`;
+      if (row.anchor !== undefined) row.anchorName = 'C switch (cc -O2)';
+      if (o.verbose) process.stderr.write(`${row.name}: ${row.value} Mpps, C ${row.anchor ?? '-'} (${row.note})\n`);
+      rows.push(row);
+    }
   }
   return rows;
 }

@@ -3,15 +3,17 @@
  * src/switch/learning-switch.ts written plainly in C, to be built with
  * `cc -O2`. Same pool layout (2 KiB slots, 128 B headroom, offsets/lengths/
  * inPort arrays), same SPSC rings of uint32 handles, same per-frame checks
- * (runt, oversize with VLAN allowance, bad source MAC), same MAC table
- * (open addressing, linear probing, keyed multiply-xorshift hash over the
- * two MAC halves, hi/lo keys, port + last-seen), same traffic and the same
+ * (runt, oversize with VLAN allowance, bad source MAC, hairpin, port down),
+ * same MAC table (open addressing, linear probing, keyed multiply-shift hash
+ * over the two MAC halves, 16-byte records of lo, hi|port, last-seen), same
+ * flooding code (never taken in the bench), same traffic and the same
  * timing rule (only the process() calls are timed; frames are recycled from
  * tx rings to rx rings between rounds, outside the clock).
  *
  * Usage: cswitch --seconds=1 --ports=4 --frames=512 --batch=256
  *                --sizes=64,1500 --macs=16,4096
- * Prints JSON: [{"size":64,"macs":16,"mpps":...}, ...]
+ * Prints JSON: [{"size":64,"macs":16,"mpps":...,"p50":...}, ...] — mpps is
+ * frames / total process() time, p50 the median round's rate.
  */
 #define _POSIX_C_SOURCE 199309L
 #include <stdint.h>
@@ -101,27 +103,30 @@ typedef struct {
 } port_t;
 
 /* ----------------------------------------------------------- MAC table */
+/* one 16-byte record per slot: lo, hi | port << 16 (-1 = empty), seen (f64) */
 typedef struct {
-  uint32_t capacity, slots, mask, size;
-  int32_t *key_hi, *key_lo;
-  uint16_t *ports;
-  double *seen;
+  int32_t lo;
+  int32_t hi_port;
+  double seen;
+} rec_t;
+
+typedef struct {
+  uint32_t capacity, slots, mask, shift, size;
+  rec_t *rec;
   uint8_t *statics;
   int32_t k0, k1;
 } mactable_t;
 
 static void table_init(mactable_t *t, uint32_t capacity, int32_t seed) {
-  uint32_t slots = 2;
-  while (slots < 2 * capacity) slots *= 2;
+  uint32_t slots = 2, log2 = 1;
+  while (slots < 2 * capacity) slots *= 2, log2++;
   t->capacity = capacity;
   t->slots = slots;
   t->mask = slots - 1;
+  t->shift = 32 - log2;
   t->size = 0;
-  t->key_hi = malloc(slots * 4);
-  for (uint32_t i = 0; i < slots; i++) t->key_hi[i] = EMPTY;
-  t->key_lo = calloc(slots, 4);
-  t->ports = calloc(slots, 2);
-  t->seen = calloc(slots, 8);
+  t->rec = aligned_alloc(64, (size_t)slots * sizeof(rec_t));
+  for (uint32_t i = 0; i < slots; i++) t->rec[i].hi_port = EMPTY;
   t->statics = calloc(slots, 1);
   uint32_t s = (uint32_t)seed;
   s = (s ^ (s >> 16)) * 0x7feb352du;
@@ -131,41 +136,40 @@ static void table_init(mactable_t *t, uint32_t capacity, int32_t seed) {
   s = (s ^ (s >> 13)) * 0xc2b2ae35u;
   t->k1 = (int32_t)(s ^ (s >> 16));
 }
+/* keyed multiply-shift, as MacTable.hash */
 static inline uint32_t table_hash(const mactable_t *t, int32_t hi, int32_t lo) {
-  uint32_t h = ((uint32_t)(lo ^ t->k0) * 0x9e3779b1u) ^ ((uint32_t)(hi ^ t->k1) * 0x85ebca77u);
-  h ^= h >> 15;
-  h *= 0x2c1b3c6du;
-  h ^= h >> 13;
-  return h & t->mask;
+  return (((uint32_t)(lo ^ t->k0) * 0x9e3779b1u) ^ ((uint32_t)(hi ^ t->k1) * 0x85ebca77u)) >> t->shift;
 }
-static inline int64_t table_find(const mactable_t *t, int32_t hi, int32_t lo) {
+/* port for (hi, lo) or -1 */
+static inline int32_t table_find(const mactable_t *t, int32_t hi, int32_t lo) {
   uint32_t i = table_hash(t, hi, lo);
   for (;;) {
-    int32_t kh = t->key_hi[i];
-    if (kh == hi && t->key_lo[i] == lo) return i;
-    if (kh == EMPTY) return -1;
+    int32_t w = t->rec[i].hi_port;
+    if (w == EMPTY) return -1;
+    if ((w & 0xffff) == hi && t->rec[i].lo == lo) return (int32_t)((uint32_t)w >> 16);
     i = (i + 1) & t->mask;
   }
 }
+/* insert / refresh / move; 0 when the table is full */
 static inline int table_learn(mactable_t *t, int32_t hi, int32_t lo, uint16_t port, double now) {
   uint32_t i = table_hash(t, hi, lo);
   for (;;) {
-    int32_t kh = t->key_hi[i];
-    if (kh == hi && t->key_lo[i] == lo) {
-      if (!t->statics[i]) {
-        t->ports[i] = port;
-        t->seen[i] = now;
-      }
-      return 1;
-    }
-    if (kh == EMPTY) {
-      if (t->size >= t->capacity) return 0;
-      t->key_hi[i] = hi;
-      t->key_lo[i] = lo;
-      t->ports[i] = port;
-      t->seen[i] = now;
+    int32_t w = t->rec[i].hi_port;
+    if (w == EMPTY) {
+      if (t->size >= t->capacity || (hi & 0x100)) return 0;
+      t->rec[i].lo = lo;
+      t->rec[i].hi_port = hi | ((int32_t)port << 16);
+      t->rec[i].seen = now;
       t->statics[i] = 0;
       t->size++;
+      return 1;
+    }
+    if ((w & 0xffff) == hi && t->rec[i].lo == lo) {
+      if (((uint32_t)w >> 16) != port) {
+        if (t->statics[i]) return 1;
+        t->rec[i].hi_port = hi | ((int32_t)port << 16);
+      }
+      t->rec[i].seen = now;
       return 1;
     }
     i = (i + 1) & t->mask;
@@ -180,7 +184,8 @@ typedef struct {
   mactable_t table;
   port_t **members;
   uint32_t nmembers;
-  port_t *by_id[65536];
+  ring_t *tx_by_id[65536];
+  int32_t max_len[65536]; /* mtu + 18, 0 = down / not attached */
   uint32_t *buf;
   uint32_t batch;
   uint32_t *flood_to;
@@ -194,8 +199,12 @@ static inline void sw_drop(switch_t *sw, uint32_t h, int reason) {
   sw->reasons[reason]++;
 }
 
-static uint32_t sw_flood(switch_t *sw, uint32_t h, uint32_t len, uint32_t skip, uint32_t tag) {
-  uint32_t k = 0, sent = 0;
+static inline int tagged(const uint8_t *f) {
+  return (f[12] == 0x81 && f[13] == 0x00) || (f[12] == 0x88 && f[13] == 0xa8);
+}
+
+static uint32_t sw_flood(switch_t *sw, uint32_t h, uint32_t len, uint32_t skip, const uint8_t *f) {
+  uint32_t k = 0, sent = 0, tag = tagged(f) ? 4 : 0;
   for (uint32_t j = 0; j < sw->nmembers; j++) {
     if (j == skip) continue;
     port_t *p = sw->members[j];
@@ -226,18 +235,27 @@ static uint32_t sw_flood(switch_t *sw, uint32_t h, uint32_t len, uint32_t skip, 
   return sent;
 }
 
+static inline uint32_t rd16(const uint8_t *p) { return ((uint32_t)p[0] << 8) | p[1]; }
+static inline int32_t rd32(const uint8_t *p) {
+  return (int32_t)(((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3]);
+}
+
 static void sw_process(switch_t *sw, double now) {
   pool_t *pool = sw->pool;
   const uint8_t *bytes = pool->bytes;
   const uint32_t *offsets = pool->offsets, *lengths = pool->lengths;
-  uint16_t *inport = pool->inport;
   mactable_t *t = &sw->table;
   uint32_t *buf = sw->buf;
   double rxp = 0, rxb = 0, txp = 0, txb = 0;
+  for (uint32_t j = 0; j < sw->nmembers; j++) {
+    port_t *p = sw->members[j];
+    sw->max_len[p->id] = p->up ? (int32_t)p->mtu + 18 : 0;
+  }
   for (uint32_t pi = 0; pi < sw->nmembers; pi++) {
     port_t *ip = sw->members[pi];
     uint16_t in_id = ip->id;
-    uint32_t in_max = ip->mtu + 18;
+    uint32_t in_max = (uint32_t)sw->max_len[in_id];
+    if (in_max == 0) continue;
     for (;;) {
       uint32_t n = ring_pop_into(&ip->rx, buf, sw->batch);
       if (n == 0) break;
@@ -246,51 +264,47 @@ static void sw_process(switch_t *sw, double now) {
         uint32_t len = lengths[h];
         rxp++;
         rxb += len;
-        inport[h] = in_id;
         if (len < 14) {
           sw_drop(sw, h, R_RUNT);
           continue;
         }
         const uint8_t *f = bytes + offsets[h];
-        uint32_t tag = ((f[12] == 0x81 && f[13] == 0x00) || (f[12] == 0x88 && f[13] == 0xa8)) ? 4 : 0;
-        if (len > in_max + tag) {
+        if (len > in_max && (len > in_max + 4 || !tagged(f))) {
           sw_drop(sw, h, R_OVERSIZE);
           continue;
         }
-        int32_t s_hi = (f[6] << 8) | f[7];
-        int32_t s_lo = (int32_t)(((uint32_t)f[8] << 24) | ((uint32_t)f[9] << 16) | ((uint32_t)f[10] << 8) | f[11]);
-        if ((f[6] & 1) || (s_hi | s_lo) == 0) {
+        int32_t s_hi = (int32_t)rd16(f + 6);
+        int32_t s_lo = rd32(f + 8);
+        if ((s_hi & 0x100) || (s_hi | s_lo) == 0) {
           sw_drop(sw, h, R_BADSRC);
           continue;
         }
         if (!table_learn(t, s_hi, s_lo, in_id, now)) sw->reasons[R_TABLEFULL]++;
-        if ((f[0] & 1) == 0) {
-          int32_t d_hi = (f[0] << 8) | f[1];
-          int32_t d_lo = (int32_t)(((uint32_t)f[2] << 24) | ((uint32_t)f[3] << 16) | ((uint32_t)f[4] << 8) | f[5]);
-          int64_t slot = table_find(t, d_hi, d_lo);
-          if (slot >= 0) {
-            uint16_t out_id = t->ports[slot];
+        int32_t d_hi = (int32_t)rd16(f);
+        if ((d_hi & 0x100) == 0) {
+          int32_t out_id = table_find(t, d_hi, rd32(f + 2));
+          if (out_id >= 0) {
             if (out_id == in_id) {
               sw_drop(sw, h, R_HAIRPIN);
               continue;
             }
-            port_t *op = sw->by_id[out_id];
-            if (!op || !op->up) {
+            uint32_t out_max = (uint32_t)sw->max_len[out_id];
+            if (out_max == 0) {
               sw_drop(sw, h, R_PORTDOWN);
               continue;
             }
-            if (len > op->mtu + 18 + tag) {
+            if (len > out_max && (len > out_max + 4 || !tagged(f))) {
               sw_drop(sw, h, R_OVERSIZE);
               continue;
             }
-            if (ring_push(&op->tx, h)) {
+            if (ring_push(sw->tx_by_id[out_id], h)) {
               txp++;
               txb += len;
             } else sw_drop(sw, h, R_RINGFULL);
             continue;
           }
         }
-        uint32_t sent = sw_flood(sw, h, len, pi, tag);
+        uint32_t sent = sw_flood(sw, h, len, pi, f);
         txp += sent;
         txb += (double)len * sent;
       }
@@ -324,7 +338,13 @@ static double now_ns(void) {
   return ts.tv_sec * 1e9 + ts.tv_nsec;
 }
 
-static double run_case(uint32_t size, uint32_t nmacs, double seconds, uint32_t P, uint32_t F, uint32_t batch) {
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double run_case(uint32_t size, uint32_t nmacs, double seconds, uint32_t P, uint32_t F, uint32_t batch,
+                       double *p50) {
   uint32_t ring_size = 2;
   while (ring_size < 2 * F) ring_size *= 2;
   pool_t pool;
@@ -344,7 +364,7 @@ static double run_case(uint32_t size, uint32_t nmacs, double seconds, uint32_t P
     ring_init(&ports[i].rx, ring_size);
     ring_init(&ports[i].tx, ring_size);
     sw->members[i] = &ports[i];
-    sw->by_id[i + 1] = &ports[i];
+    sw->tx_by_id[i + 1] = &ports[i].tx;
   }
   sw->nmembers = P;
   /* learn every MAC */
@@ -377,10 +397,14 @@ static double run_case(uint32_t size, uint32_t nmacs, double seconds, uint32_t P
   uint32_t *tmp = calloc(ring_size, 4);
   double frames = 0, proc_ns = 0, now = 1;
   const double round = (double)P * F;
+  size_t max_rounds = 1u << 22, rounds = 0;
+  double *times = malloc(max_rounds * sizeof(double));
   while (proc_ns < seconds * 1e9) {
     double t0 = now_ns();
     sw_process(sw, now);
-    proc_ns += now_ns() - t0;
+    double dt = now_ns() - t0;
+    proc_ns += dt;
+    if (rounds < max_rounds) times[rounds++] = dt;
     frames += round;
     for (uint32_t q = 0; q < P; q++) {
       uint32_t n = ring_pop_into(&ports[q].tx, tmp, ring_size);
@@ -394,6 +418,9 @@ static double run_case(uint32_t size, uint32_t nmacs, double seconds, uint32_t P
             sw->drops, frames);
     exit(1);
   }
+  qsort(times, rounds, sizeof(double), cmp_double);
+  *p50 = round / times[rounds / 2] * 1e3;
+  free(times);
   /* release (the process exits soon anyway, but keep it tidy) */
   for (uint32_t i = 0; i < P; i++) {
     free(ports[i].rx.slots);
@@ -403,10 +430,7 @@ static double run_case(uint32_t size, uint32_t nmacs, double seconds, uint32_t P
   free(sw->members);
   free(sw->buf);
   free(sw->flood_to);
-  free(sw->table.key_hi);
-  free(sw->table.key_lo);
-  free(sw->table.ports);
-  free(sw->table.seen);
+  free(sw->table.rec);
   free(sw->table.statics);
   free(sw);
   free(tmp);
@@ -447,13 +471,14 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
-  run_case(64, 16, seconds < 0.3 ? seconds : 0.3, P, F, batch); /* warm-up, same as the JS side */
+  double p50;
+  run_case(64, 16, seconds < 0.3 ? seconds : 0.3, P, F, batch, &p50); /* warm-up, same as the JS side */
   printf("[");
   int first = 1;
   for (int i = 0; i < nsizes; i++)
     for (int j = 0; j < nmacs; j++) {
-      double mpps = run_case(sizes[i], macs[j], seconds, P, F, batch);
-      printf("%s{\"size\":%u,\"macs\":%u,\"mpps\":%.3f}", first ? "" : ",", sizes[i], macs[j], mpps);
+      double mpps = run_case(sizes[i], macs[j], seconds, P, F, batch, &p50);
+      printf("%s{\"size\":%u,\"macs\":%u,\"mpps\":%.3f,\"p50\":%.3f}", first ? "" : ",", sizes[i], macs[j], mpps, p50);
       first = 0;
     }
   printf("]\n");
