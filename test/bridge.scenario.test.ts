@@ -152,6 +152,18 @@ describe.runIf(root)('bridge networks with real traffic', () => {
     expect(text).toMatch(/10\.200\.4\.2 > 10\.200\.4\.3: ICMP echo request/);
     expect(text).toMatch(/10\.200\.4\.3 > 10\.200\.4\.2: ICMP echo reply/);
     expect(readFileSync(file).readUInt32LE(0)).toBe(0xa1b2c3d4);
+
+    // a container's capture sees what it sends and receives, and only that
+    d.ok('run', '--name', 'c3', '--network', 'cap');
+    const file2 = join(d.dir, 'c3.pcap');
+    const capture2 = spawn(process.execPath, [CLI, '--socket', d.socket, 'capture', 'c3', '-w', file2, '-c', '2'], { stdio: 'ignore' });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(d.ping('c1', '10.200.4.3', 2)).toBe(true); // not c3's traffic
+    expect(d.ping('c3', '10.200.4.1', 1)).toBe(true);
+    expect(await new Promise<number | null>((r) => capture2.on('exit', (c) => r(c)))).toBe(0);
+    const text2 = execFileSync('tcpdump', ['-n', '-r', file2], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    expect(text2).not.toMatch(/10\.200\.4\.2 > 10\.200\.4\.3/);
+    expect(text2).toMatch(/10\.200\.4\.4/);
   });
 
   it('counts and drops malformed frames without crashing or leaking', () => {

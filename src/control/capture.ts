@@ -23,7 +23,7 @@ export class CaptureSession implements FrameSink {
   frame(h: number): void {
     if (this.done) return;
     const p = this.pool;
-    this.out.write(pcapRecord(p.bytes, p.offsets[h], p.lengths[h], Date.now()));
+    this.out.write(pcapRecord(p.bytes, p.offsets[h], p.lengths[h], performance.timeOrigin + performance.now()));
     this.captured++;
     if (this.limit > 0 && this.captured >= this.limit) this.finish();
   }
