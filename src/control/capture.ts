@@ -5,7 +5,7 @@
  */
 import type { Writable } from 'node:stream';
 import type { FramePool } from '../dataplane/pool.js';
-import type { FrameSink } from '../io/tap-device.js';
+import type { FrameSink } from '../dataplane/port.js';
 import { pcapGlobalHeader, pcapRecord } from './pcap.js';
 
 export class CaptureSession implements FrameSink {

@@ -30,6 +30,11 @@ export class Port {
   }
 }
 
+/** A capture hook: sees a frame (may copy it), never keeps or frees it. */
+export interface FrameSink {
+  frame(h: number): void;
+}
+
 /** Hands out port ids (0 is never used, so a zeroed inPort means "unset"). */
 export class PortIds {
   private next = 1;

@@ -14,12 +14,8 @@
 import { DropReason } from '../dataplane/counters.js';
 import type { Device } from '../dataplane/engine.js';
 import type { FramePool } from '../dataplane/pool.js';
-import type { Port } from '../dataplane/port.js';
+import type { FrameSink, Port } from '../dataplane/port.js';
 import type { NativeAddon, TapOptions } from './native.js';
-
-export interface FrameSink {
-  frame(h: number): void;
-}
 
 export class TapDevice implements Device {
   ready = true;

@@ -49,7 +49,7 @@
  */
 import { Counters, DropReason } from '../dataplane/counters.js';
 import type { FramePool } from '../dataplane/pool.js';
-import type { Port } from '../dataplane/port.js';
+import type { FrameSink, Port } from '../dataplane/port.js';
 import type { Ring } from '../dataplane/ring.js';
 import { MacTable } from './mac-table.js';
 
@@ -62,10 +62,6 @@ export interface LearningSwitchOptions {
   seed?: number;
   /** handles popped from a ring at a time (default 256) */
   batch?: number;
-}
-
-export interface FrameSink {
-  frame(h: number): void;
 }
 
 export interface MacTableRow {
