@@ -19,6 +19,8 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
-if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; else npm install --no-audit --no-fund --loglevel=error; fi
+# npm install (not npm ci): it keeps the locked versions, and this npm writes lockfiles
+# without other platforms' optional packages, which its own `npm ci` then refuses
+npm install --no-audit --no-fund --loglevel=error
 npm run --silent build
 echo "setup: built (native addon build/Release/usernet.node, TypeScript in dist/)"
