@@ -53,13 +53,17 @@ export async function main(argv: string[]): Promise<number> {
     .option('--advertise <ip>', 'this host address for overlay peers (later issue)')
     .option('--netns-prefix <prefix>', 'prefix of the namespaces made for containers', 'usernet-')
     .option('--log-level <level>', 'trace|debug|info|warn|error', 'info')
+    .option('--busy-poll <ms>', 'after traffic, poll without sleeping for this long (lower latency, one core busy while traffic flows; 0 = off)', '0')
     .action(async (o) => {
+      const busyPollMs = Number(o.busyPoll);
+      if (!Number.isFinite(busyPollMs) || busyPollMs < 0 || busyPollMs > 1000) throw new Error(`invalid --busy-poll "${o.busyPoll}": milliseconds from 0 to 1000`);
       const { runDaemon } = await import('./daemon.js');
       exitCode = await runDaemon({
         socket: socketPath(program.opts().socket),
         stateDir: o.stateDir,
         netnsPrefix: o.netnsPrefix,
         logLevel: o.logLevel,
+        busyPollMs,
         uplink: o.uplink,
         cluster: o.cluster,
         advertise: o.advertise,

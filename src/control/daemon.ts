@@ -20,6 +20,8 @@ export interface DaemonOptions {
   stateDir: string;
   netnsPrefix: string;
   logLevel: string;
+  /** adaptive busy-poll window after traffic (ms, 0 = off) */
+  busyPollMs?: number;
   uplink?: string;
   cluster?: string;
   advertise?: string;
@@ -49,6 +51,7 @@ export class Daemon {
     this.stateFile = join(opts.stateDir, 'state.json');
     this.state = existsSync(this.stateFile) ? State.fromJSON(JSON.parse(readFileSync(this.stateFile, 'utf8'))) : new State();
     this.runtime = new Runtime(log);
+    this.runtime.engine.busyPollMs = opts.busyPollMs ?? 0;
   }
 
   /** Runs mutating operations one at a time. */

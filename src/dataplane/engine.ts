@@ -46,6 +46,19 @@ export class Engine {
   rounds = 4;
   /** period of tick() calls, ms */
   tickMs = 1000;
+  /**
+   * Adaptive busy-polling (like SO_BUSY_POLL): for this long after frames
+   * moved, the loop keeps an immediate pending so libuv polls the devices
+   * with a zero timeout instead of sleeping — no wake-up latency while
+   * traffic flows, back to sleep once it has been quiet this long. 0 = off.
+   */
+  busyPollMs = 0;
+  private hotUntil = 0;
+  private spinning = false;
+  private readonly spin = (): void => {
+    if (this.clock() < this.hotUntil) setImmediate(this.spin);
+    else this.spinning = false;
+  };
   private readonly runBreath = (): void => {
     this.scheduled = false;
     this.breathe();
@@ -134,6 +147,13 @@ export class Engine {
         }
       }
       if (got === 0 && round > 0) break;
+      if (got > 0 && this.busyPollMs > 0) {
+        this.hotUntil = now + this.busyPollMs;
+        if (!this.spinning) {
+          this.spinning = true;
+          setImmediate(this.spin);
+        }
+      }
       for (let p = 0; p < this.passes; p++) {
         for (let i = 0; i < elements.length; i++) elements[i].process(now);
       }

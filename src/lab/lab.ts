@@ -52,6 +52,9 @@ export class DaemonLab {
   proc: ChildProcess | null = null;
   log = '';
 
+  /** extra `usernet daemon` options */
+  daemonArgs: string[] = [];
+
   constructor(tag: string) {
     this.prefix = uniquePrefix(tag);
     this.dir = mkdtempSync(join(tmpdir(), 'usernet-test-'));
@@ -68,7 +71,7 @@ export class DaemonLab {
     }
     const proc = spawn(
       'nsenter',
-      [`--net=/run/netns/${this.hostNs}`, '--', process.execPath, CLI, '--socket', this.socket, 'daemon', '--state-dir', this.stateDir, '--netns-prefix', this.prefix, '--log-level', 'info'],
+      [`--net=/run/netns/${this.hostNs}`, '--', process.execPath, CLI, '--socket', this.socket, 'daemon', '--state-dir', this.stateDir, '--netns-prefix', this.prefix, '--log-level', 'info', ...this.daemonArgs],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     this.proc = proc;
