@@ -121,3 +121,41 @@ describe('Engine', () => {
     expect(w.ticks).toEqual([1000, 2000]);
   });
 });
+
+describe('Engine busy-poll', () => {
+  it('keeps the loop polling for busyPollMs after traffic, then sleeps', async () => {
+    const { pool, e, a, setNow } = setup();
+    e.busyPollMs = 10;
+    let spins = 0;
+    const realSetImmediate = globalThis.setImmediate;
+    // count the immediates the engine schedules while hot
+    globalThis.setImmediate = ((fn: () => void) => {
+      spins++;
+      return realSetImmediate(fn);
+    }) as typeof setImmediate;
+    try {
+      setNow(100);
+      a.queue.push(pool.fromBytes(new Uint8Array(60)));
+      a.ready = true;
+      e.breathe();
+      await new Promise((r) => realSetImmediate(r));
+      await new Promise((r) => realSetImmediate(r));
+      const hot = spins;
+      expect(hot).toBeGreaterThan(0); // spinning while within the window
+      setNow(111); // quiet for longer than the window
+      await new Promise((r) => setTimeout(r, 5));
+      const after = spins;
+      await new Promise((r) => setTimeout(r, 5));
+      expect(spins).toBe(after); // stopped: back to sleeping
+      // with busyPollMs = 0 nothing is scheduled
+      e.busyPollMs = 0;
+      a.queue.push(pool.fromBytes(new Uint8Array(60)));
+      a.ready = true;
+      e.breathe();
+      await new Promise((r) => setTimeout(r, 5));
+      expect(spins).toBe(after);
+    } finally {
+      globalThis.setImmediate = realSetImmediate;
+    }
+  });
+});
