@@ -460,3 +460,15 @@ describe('persistence', () => {
     expect(() => State.fromJSON('x')).toThrow('invalid state file: not an object');
   });
 });
+
+describe('published ports and internal networks', () => {
+  it('refuses -p on an internal network and changes nothing', () => {
+    const s = new State();
+    s.createNetwork({ name: 'secret', internal: true, subnet: '10.77.0.0/24' });
+    const before = JSON.stringify(s.toJSON());
+    expect(() => s.createContainer({ name: 'vault', network: 'secret', ports: [parsePublish('8080:80')] })).toThrow(
+      'ports cannot be published on internal network secret: it has no route in or out',
+    );
+    expect(JSON.stringify(s.toJSON())).toBe(before);
+  });
+});

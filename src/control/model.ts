@@ -561,6 +561,9 @@ export class State {
     if (mode === 'default') {
       endpoints.push(this.planEndpoint(net, [], { ip: spec.ip, aliases }, mac));
     }
+    if (mode === 'default' && net.internal && (spec.ports ?? []).length > 0) {
+      throw new Error(`ports cannot be published on internal network ${net.name}: it has no route in or out`);
+    }
     const ports = mode === 'default' ? this.planPorts(spec.ports ?? []) : [];
     const c = makeContainer({ id, name, hostname, networkMode: mode, endpoints, ports, created: this.now().toISOString() });
     this.ctrs = [...this.ctrs, c];
