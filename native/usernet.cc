@@ -1,5 +1,5 @@
 // usernet native addon: moves Ethernet frames between file descriptors (TAP
-// devices, later AF_PACKET and unix sockets) and the JS FramePool, in
+// devices, AF_PACKET sockets, later unix sockets) and the JS FramePool, in
 // batches, and reports readiness through libuv.
 //
 // The contract (argument meanings, return values, errors) is written down
@@ -10,6 +10,7 @@
 //   writeBatch(fd, handles|id, count) -> consumed + 65536 * failed
 //   pollStart(fd, cb) -> id,  pollStop(id)
 //   openTap(name, {vnetHdr}) -> {fd, name},  close(fd)
+//   openPacket(ifname, {netns, promisc}) -> {fd, ifindex, mac}
 //   stats() -> {oversized}
 //
 // Hot path rules: readBatch/writeBatch allocate nothing and create no JS
@@ -21,17 +22,25 @@
 #include <napi.h>
 #include <uv.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if.h>
+#include <linux/if_arp.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
 #include <linux/if_tun.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include <cstdint>
 #include <string>
+#include <system_error>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -90,6 +99,178 @@ U32View ViewOf(Napi::Env env, napi_value v, const char* what) {
   return out;
 }
 
+// ---------------------------------------------------------------- AF_PACKET helpers
+
+// Every packet socket the addon opens has PACKET_VNET_HDR on: each frame read
+// or written is preceded by this header, kept outside the pool slot (a
+// separate iovec). On receive it carries the checksum-offload offsets of
+// frames whose L4 checksum is not filled in yet (a veth peer with tx
+// checksumming on hands over CHECKSUM_PARTIAL packets); readBatch completes
+// those, so the pool sees frames as they would be on a wire. On send a zeroed
+// header means "no offload".
+// struct virtio_net_hdr of <linux/virtio_net.h> (that header does not compile
+// as C++: a field is named `class`). Fields in host order (legacy virtio,
+// which is what a packet socket uses for PACKET_VNET_HDR).
+struct VnetHdr {
+  uint8_t flags;
+  uint8_t gsoType;
+  uint16_t hdrLen;
+  uint16_t gsoSize;
+  uint16_t csumStart;
+  uint16_t csumOffset;
+};
+static_assert(sizeof(VnetHdr) == 10, "virtio_net_hdr is 10 bytes");
+constexpr uint8_t kVnetNeedsCsum = 1;  // VIRTIO_NET_HDR_F_NEEDS_CSUM
+constexpr size_t kVnetHdrLen = sizeof(VnetHdr);
+// Frames per recvmmsg/sendmmsg call (larger batches loop).
+constexpr uint32_t kMmsgBatch = 64;
+constexpr size_t kAuxSpace = CMSG_SPACE(sizeof(struct tpacket_auxdata));
+
+// RFC 1071 sum of p[0, len) in host byte order (byte-order independent when
+// stored back with the same order), not yet folded.
+uint64_t OnesSum(const uint8_t* p, size_t len) {
+  uint64_t sum = 0;
+  while (len >= 4) {
+    uint32_t w;
+    memcpy(&w, p, 4);
+    sum += w;
+    p += 4;
+    len -= 4;
+  }
+  if (len >= 2) {
+    uint16_t w;
+    memcpy(&w, p, 2);
+    sum += w;
+    p += 2;
+    len -= 2;
+  }
+  if (len == 1) {
+    uint16_t w = 0;
+    memcpy(&w, p, 1);
+    sum += w;
+  }
+  return sum;
+}
+
+uint16_t FoldSum(uint64_t sum) {
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return static_cast<uint16_t>(sum);
+}
+
+// CHECKSUM_PARTIAL: the field at csum_start + csum_offset holds the folded
+// pseudo-header sum; the final checksum is the complement of the sum from
+// csum_start to the end (what the kernel's skb_checksum_help does).
+void CompleteChecksum(uint8_t* frame, uint32_t len, const VnetHdr& vh) {
+  uint32_t start = vh.csumStart;
+  uint32_t field = start + vh.csumOffset;
+  if (start >= len || field + 2 > len) return;  // nonsense offsets: leave the frame alone
+  uint16_t c = static_cast<uint16_t>(~FoldSum(OnesSum(frame + start, len - start)));
+  if (c == 0) c = 0xffff;  // CSUM_MANGLED_0: 0 means "no checksum" to UDP
+  memcpy(frame + field, &c, 2);
+}
+
+struct PacketOpenResult {
+  int fd = -1;
+  int ifindex = 0;
+  uint8_t mac[6] = {0, 0, 0, 0, 0, 0};
+  int err = 0;                   // errno of the failed step
+  const char* syscall = nullptr; // which step failed
+  int hwType = -1;               // set when the interface is not Ethernet
+  bool nsStep = false;           // the failed step was entering the namespace
+};
+
+// Opens and binds a packet socket on ifname in the calling thread's network
+// namespace. The socket is created with protocol 0 (it receives nothing) and
+// only starts receiving at bind(ETH_P_ALL, ifindex): no frames of other
+// interfaces slip in between socket() and bind().
+PacketOpenResult OpenPacketHere(const std::string& ifname, bool promisc) {
+  PacketOpenResult out;
+  auto fail = [&out](const char* call) {
+    out.err = errno;
+    out.syscall = call;
+    if (out.fd >= 0) ::close(out.fd);
+    out.fd = -1;
+    return out;
+  };
+  out.fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (out.fd < 0) return fail("socket AF_PACKET");
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  memcpy(ifr.ifr_name, ifname.data(), ifname.size());
+  if (ioctl(out.fd, SIOCGIFINDEX, &ifr) < 0) return fail("ioctl SIOCGIFINDEX");
+  out.ifindex = ifr.ifr_ifindex;
+  if (ioctl(out.fd, SIOCGIFHWADDR, &ifr) < 0) return fail("ioctl SIOCGIFHWADDR");
+  if (ifr.ifr_hwaddr.sa_family != ARPHRD_ETHER) {
+    out.hwType = ifr.ifr_hwaddr.sa_family;
+    ::close(out.fd);
+    out.fd = -1;
+    return out;
+  }
+  memcpy(out.mac, ifr.ifr_hwaddr.sa_data, 6);
+  int one = 1;
+  // Kernel >= 4.20. Without it (ENOPROTOOPT) readBatch still drops frames
+  // whose sll_pkttype is PACKET_OUTGOING, so the contract holds either way.
+  if (setsockopt(out.fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one) < 0 && errno != ENOPROTOOPT) {
+    return fail("setsockopt PACKET_IGNORE_OUTGOING");
+  }
+  if (setsockopt(out.fd, SOL_PACKET, PACKET_AUXDATA, &one, sizeof one) < 0) return fail("setsockopt PACKET_AUXDATA");
+  if (setsockopt(out.fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) < 0) return fail("setsockopt PACKET_VNET_HDR");
+  // A deeper receive queue than the default ~200 KiB (~80 frames): best
+  // effort (SO_RCVBUFFORCE needs CAP_NET_ADMIN, SO_RCVBUF is capped by
+  // net.core.rmem_max).
+  int rcvbuf = 4 << 20;
+  if (setsockopt(out.fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) < 0) {
+    setsockopt(out.fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  }
+  if (promisc) {
+    struct packet_mreq mr;
+    memset(&mr, 0, sizeof mr);
+    mr.mr_ifindex = out.ifindex;
+    mr.mr_type = PACKET_MR_PROMISC;  // dropped by the kernel when the socket closes
+    if (setsockopt(out.fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof mr) < 0) return fail("setsockopt PACKET_ADD_MEMBERSHIP");
+  }
+  struct sockaddr_ll sll;
+  memset(&sll, 0, sizeof sll);
+  sll.sll_family = AF_PACKET;
+  sll.sll_protocol = htons(ETH_P_ALL);
+  sll.sll_ifindex = out.ifindex;
+  if (bind(out.fd, reinterpret_cast<struct sockaddr*>(&sll), sizeof sll) < 0) return fail("bind AF_PACKET");
+  // Binding to an interface that is down leaves ENETDOWN pending on the
+  // socket (the hook is registered when it comes up): clear it, a fresh
+  // socket starts without an error.
+  int soErr = 0;
+  socklen_t soLen = sizeof soErr;
+  getsockopt(out.fd, SOL_SOCKET, SO_ERROR, &soErr, &soLen);
+  return out;
+}
+
+// Same, from a short-lived thread that first joins the network namespace at
+// nsPath (setns(2) changes only the calling thread; the socket stays bound
+// to that namespace's interface after the thread is gone).
+PacketOpenResult OpenPacketIn(const std::string& nsPath, const std::string& ifname, bool promisc) {
+  PacketOpenResult out;
+  std::thread t([&]() {
+    int nsfd = open(nsPath.c_str(), O_RDONLY | O_CLOEXEC);
+    if (nsfd < 0) {
+      out.err = errno;
+      out.syscall = "open netns";
+      out.nsStep = true;
+      return;
+    }
+    if (setns(nsfd, CLONE_NEWNET) < 0) {
+      out.err = errno;
+      out.syscall = "setns";
+      out.nsStep = true;
+      ::close(nsfd);
+      return;
+    }
+    ::close(nsfd);
+    out = OpenPacketHere(ifname, promisc);
+  });
+  t.join();
+  return out;
+}
+
 // ---------------------------------------------------------------- poll watchers
 
 class Usernet;
@@ -116,6 +297,7 @@ struct Watcher {
   int fd;
   bool inCallback = false;  // cb is running (pollStop from inside cb is deferred)
   bool stopPending = false;
+  bool rearmOnError = false;  // a packet socket: an error condition is transient
 };
 
 void FinishRelease(Watcher* w) {
@@ -156,7 +338,8 @@ void OnPoll(uv_poll_t* h, int status, int events) {
   Watcher* w = static_cast<Watcher*>(h->data);
   // status < 0 (UV_EBADF on POLLERR, e.g. a TAP whose device was deleted):
   // libuv has already stopped the watcher. We still call cb so that its
-  // readBatch surfaces the real error (EBADFD) to JS.
+  // readBatch surfaces the real error (EBADFD) to JS. Packet sockets are
+  // re-armed after cb (see below).
   napi_env env = w->env;
   Napi::HandleScope scope(env);
   napi_value global;
@@ -168,7 +351,16 @@ void OnPoll(uv_poll_t* h, int status, int events) {
   w->inCallback = true;
   napi_status st = napi_make_callback(env, w->asyncContext, global, fn, 0, nullptr, &result);
   w->inCallback = false;
-  if (w->stopPending) FinishRelease(w);
+  if (w->stopPending) {
+    FinishRelease(w);
+  } else if (status < 0 && w->rearmOnError) {
+    // A packet socket reports POLLERR when its interface goes down
+    // (ENETDOWN, consumed by the read cb just made). The socket stays bound
+    // and receives again once the link is up, so keep watching. Should the
+    // error still be pending (cb did not read), it fires again next turn,
+    // level-triggered like readability.
+    uv_poll_start(&w->handle, UV_READABLE, OnPoll);
+  }
   if (st == napi_pending_exception) {
     // cb threw: hand the exception to process 'uncaughtException' (the
     // default handler prints it and exits the process). Nothing is pending
@@ -196,6 +388,7 @@ class Usernet : public Napi::Addon<Usernet> {
         InstanceMethod("readBatch", &Usernet::ReadBatch),
         InstanceMethod("writeBatch", &Usernet::WriteBatch),
         InstanceMethod("openTap", &Usernet::OpenTap),
+        InstanceMethod("openPacket", &Usernet::OpenPacket),
         InstanceMethod("close", &Usernet::Close),
         InstanceMethod("pollStart", &Usernet::PollStart),
         InstanceMethod("pollStop", &Usernet::PollStop),
@@ -239,6 +432,31 @@ class Usernet : public Napi::Addon<Usernet> {
   // ---- counters
   double oversized_ = 0;
   uint8_t sentinel_[1];
+
+  // ---- packet sockets
+  // isPacket_[fd] != 0: fd is a packet socket opened by openPacket (batched
+  // with recvmmsg/sendmmsg, frames preceded by a virtio-net header).
+  std::vector<uint8_t> isPacket_;
+  // recvmmsg/sendmmsg scratch (the hot path allocates nothing; JS is single
+  // threaded, so one set serves every call)
+  struct mmsghdr mmsg_[kMmsgBatch];
+  struct iovec mmsgIov_[kMmsgBatch][2];
+  VnetHdr vnet_[kMmsgBatch];
+  struct sockaddr_ll sll_[kMmsgBatch];
+  alignas(struct cmsghdr) uint8_t aux_[kMmsgBatch][kAuxSpace];
+  VnetHdr zeroVnet_ = {};
+
+  bool IsPacket(int fd) const {
+    return fd >= 0 && static_cast<size_t>(fd) < isPacket_.size() && isPacket_[fd] != 0;
+  }
+  void MarkPacket(int fd, bool on) {
+    if (fd < 0) return;
+    if (static_cast<size_t>(fd) >= isPacket_.size()) {
+      if (!on) return;
+      isPacket_.resize(static_cast<size_t>(fd) + 1, 0);
+    }
+    isPacket_[fd] = on ? 1 : 0;
+  }
 
   void RequirePool(Napi::Env env) {
     if (base_ == nullptr) throw Napi::Error::New(env, "usernet: bindPool() has not been called");
@@ -327,6 +545,12 @@ class Usernet : public Napi::Addon<Usernet> {
     for (uint32_t i = 0; i < count; i++) {
       if (hs[i] >= capacity_) ThrowRange(env, "handle " + std::to_string(hs[i]) + " out of range");
     }
+    uint32_t filled = IsPacket(fd) ? ReadPacket(env, fd, hs, count) : ReadFd(env, fd, hs, count);
+    return Napi::Number::New(env, filled);
+  }
+
+  // TAPs (and any other fd): one readv(2) per frame.
+  uint32_t ReadFd(Napi::Env env, int fd, const uint32_t* hs, uint32_t count) {
     uint32_t filled = 0;
     uint32_t dropped = 0;  // oversized frames skipped; bounded so the call ends
     while (filled < count) {
@@ -357,7 +581,107 @@ class Usernet : public Napi::Addon<Usernet> {
       lengths_[h] = static_cast<uint32_t>(r);
       filled++;
     }
-    return Napi::Number::New(env, filled);
+    return filled;
+  }
+
+  // Packet sockets: recvmmsg(2), up to kMmsgBatch frames per call, each into
+  // [virtio-net header | slot]. Per frame: sll_pkttype (our own direction is
+  // dropped), MSG_TRUNC (the real length: too long for a slot → dropped and
+  // counted), the header (a partial checksum is completed) and the
+  // PACKET_AUXDATA control message (a VLAN tag the kernel took out of the
+  // frame, as NICs and veth do with tx-vlan offload, is put back in).
+  // Frames dropped mid-batch leave a gap: later frames move down one slot
+  // (a copy, on that rare path only) so handles[0..n) stay the filled ones.
+  uint32_t ReadPacket(Napi::Env env, int fd, const uint32_t* hs, uint32_t count) {
+    uint32_t filled = 0;
+    uint32_t dropped = 0;
+    while (filled < count) {
+      uint32_t want = count - filled < kMmsgBatch ? count - filled : kMmsgBatch;
+      for (uint32_t j = 0; j < want; j++) {
+        uint32_t h = hs[filled + j];
+        mmsgIov_[j][0] = {&vnet_[j], kVnetHdrLen};
+        mmsgIov_[j][1] = {base_ + h * slotSize_ + headroom_, maxFrame_};
+        struct msghdr& m = mmsg_[j].msg_hdr;
+        m.msg_name = &sll_[j];
+        m.msg_namelen = sizeof sll_[j];
+        m.msg_iov = mmsgIov_[j];
+        m.msg_iovlen = 2;
+        m.msg_control = aux_[j];
+        m.msg_controllen = kAuxSpace;
+        m.msg_flags = 0;
+        mmsg_[j].msg_len = 0;
+      }
+      int r = recvmmsg(fd, mmsg_, want, MSG_TRUNC | MSG_DONTWAIT, nullptr);
+      if (r < 0) {
+        int err = errno;
+        if (err == EINTR) continue;
+        if (err == EAGAIN || err == EWOULDBLOCK) break;
+        if (err == ENOTSOCK) {
+          // Not (any more) a packet socket: the number was closed behind our
+          // back and reused. Forget it and read it like any fd.
+          MarkPacket(fd, false);
+          return filled + ReadFd(env, fd, hs + filled, count - filled);
+        }
+        if (err == EINVAL) {
+          // The kernel could not describe a frame in a virtio-net header
+          // (a GSO type it has no code for): that frame is gone. Such
+          // frames are super-frames, larger than a slot anyway.
+          oversized_++;
+          if (++dropped > count) break;
+          continue;
+        }
+        if (filled > 0) break;  // return what we have; the error recurs next call
+        throw ErrnoError(env, err, "recvmmsg");
+      }
+      uint32_t start = filled;
+      for (int j = 0; j < r; j++) {
+        const struct msghdr& m = mmsg_[j].msg_hdr;
+        uint32_t total = mmsg_[j].msg_len;
+        if (sll_[j].sll_pkttype == PACKET_OUTGOING || total < kVnetHdrLen + 14) {
+          // Outgoing copies are filtered by PACKET_IGNORE_OUTGOING already
+          // (this catches kernels without it); frames shorter than an
+          // Ethernet header do not arrive on an Ethernet interface.
+          dropped++;
+          continue;
+        }
+        uint32_t len = total - kVnetHdrLen;
+        const struct tpacket_auxdata* aux = nullptr;
+        for (struct cmsghdr* c = CMSG_FIRSTHDR(const_cast<struct msghdr*>(&m)); c != nullptr;
+             c = CMSG_NXTHDR(const_cast<struct msghdr*>(&m), c)) {
+          if (c->cmsg_level == SOL_PACKET && c->cmsg_type == PACKET_AUXDATA &&
+              c->cmsg_len >= CMSG_LEN(sizeof(struct tpacket_auxdata))) {
+            aux = reinterpret_cast<const struct tpacket_auxdata*>(CMSG_DATA(c));
+          }
+        }
+        bool vlan = aux != nullptr && (aux->tp_status & TP_STATUS_VLAN_VALID) != 0;
+        if ((m.msg_flags & MSG_TRUNC) != 0 || len > maxFrame_ || (vlan && len + 4 > maxFrame_)) {
+          oversized_++;
+          dropped++;
+          continue;
+        }
+        uint32_t src = hs[start + j];
+        uint32_t h = hs[filled];
+        uint32_t off = h * slotSize_ + headroom_;
+        uint8_t* frame = base_ + off;
+        if (src != h) memcpy(frame, base_ + src * slotSize_ + headroom_, len);
+        if ((vnet_[j].flags & kVnetNeedsCsum) != 0) CompleteChecksum(frame, len, vnet_[j]);
+        if (vlan) {
+          uint16_t tpid = (aux->tp_status & TP_STATUS_VLAN_TPID_VALID) != 0 && aux->tp_vlan_tpid != 0 ? aux->tp_vlan_tpid : ETH_P_8021Q;
+          memmove(frame + 16, frame + 12, len - 12);
+          frame[12] = static_cast<uint8_t>(tpid >> 8);
+          frame[13] = static_cast<uint8_t>(tpid);
+          frame[14] = static_cast<uint8_t>(aux->tp_vlan_tci >> 8);
+          frame[15] = static_cast<uint8_t>(aux->tp_vlan_tci);
+          len += 4;
+        }
+        offsets_[h] = off;
+        lengths_[h] = len;
+        filled++;
+      }
+      if (static_cast<uint32_t>(r) < want) break;  // the queue is empty (or an error waits for the next call)
+      if (dropped > count) break;
+    }
+    return filled;
   }
 
   Napi::Value WriteBatch(const Napi::CallbackInfo& info) {
@@ -376,6 +700,14 @@ class Usernet : public Napi::Addon<Usernet> {
     }
     uint32_t consumed = 0;
     uint32_t failed = 0;
+    if (!IsPacket(fd) || !WritePacket(fd, hs, count, &consumed, &failed)) WriteFd(fd, hs, count, &consumed, &failed);
+    return Napi::Number::New(env, static_cast<double>(consumed) + 65536.0 * failed);
+  }
+
+  // TAPs (and any other fd): one write(2) per frame, from *consumed on.
+  void WriteFd(int fd, const uint32_t* hs, uint32_t count, uint32_t* consumedOut, uint32_t* failedOut) {
+    uint32_t consumed = *consumedOut;
+    uint32_t failed = *failedOut;
     while (consumed < count) {
       uint32_t h = hs[consumed];
       ssize_t r = write(fd, base_ + offsets_[h], lengths_[h]);
@@ -387,7 +719,54 @@ class Usernet : public Napi::Addon<Usernet> {
       }
       consumed++;
     }
-    return Napi::Number::New(env, static_cast<double>(consumed) + 65536.0 * failed);
+    *consumedOut = consumed;
+    *failedOut = failed;
+  }
+
+  // Packet sockets: sendmmsg(2), up to kMmsgBatch frames per call, each as
+  // [zeroed virtio-net header | frame]. sendmmsg stops at the first frame it
+  // cannot send and returns how many it sent; the next call starts at that
+  // frame, so its error shows as −1 there (hard: consumed and counted) or
+  // EAGAIN (stop: the rest stays with the caller). Returns false (the rest
+  // is for WriteFd) only when the fd turns out not to be a packet socket.
+  bool WritePacket(int fd, const uint32_t* hs, uint32_t count, uint32_t* consumedOut, uint32_t* failedOut) {
+    uint32_t consumed = 0;
+    uint32_t failed = 0;
+    bool handled = true;
+    while (consumed < count) {
+      uint32_t k = count - consumed < kMmsgBatch ? count - consumed : kMmsgBatch;
+      for (uint32_t j = 0; j < k; j++) {
+        uint32_t h = hs[consumed + j];
+        mmsgIov_[j][0] = {&zeroVnet_, kVnetHdrLen};
+        mmsgIov_[j][1] = {base_ + offsets_[h], lengths_[h]};
+        struct msghdr& m = mmsg_[j].msg_hdr;
+        m.msg_name = nullptr;  // bound: the socket's interface and protocol
+        m.msg_namelen = 0;
+        m.msg_iov = mmsgIov_[j];
+        m.msg_iovlen = 2;
+        m.msg_control = nullptr;
+        m.msg_controllen = 0;
+        m.msg_flags = 0;
+      }
+      int r = sendmmsg(fd, mmsg_, k, MSG_DONTWAIT);
+      if (r < 0) {
+        int err = errno;
+        if (err == EINTR) continue;
+        if (err == EAGAIN || err == EWOULDBLOCK) break;
+        if (err == ENOTSOCK) {
+          MarkPacket(fd, false);  // see ReadPacket; WriteFd takes the rest
+          handled = false;
+          break;
+        }
+        failed++;  // hard error (ENETDOWN, EMSGSIZE, EINVAL for < 14 bytes, ENOBUFS): consumed
+        consumed++;
+        continue;
+      }
+      consumed += static_cast<uint32_t>(r);
+    }
+    *consumedOut = consumed;
+    *failedOut = failed;
+    return handled;
   }
 
   // ---- devices
@@ -431,9 +810,57 @@ class Usernet : public Napi::Addon<Usernet> {
     return out;
   }
 
+  Napi::Value OpenPacket(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsString()) ThrowType(env, "ifname must be a string");
+    std::string ifname = info[0].As<Napi::String>().Utf8Value();
+    if (ifname.empty() || ifname.size() >= IFNAMSIZ) ThrowRange(env, "interface name must be 1 to 15 bytes: '" + ifname + "'");
+    std::string netns;
+    bool promisc = false;
+    if (info.Length() > 1 && info[1].IsObject()) {
+      Napi::Object opts = info[1].As<Napi::Object>();
+      Napi::Value ns = opts.Get("netns");
+      if (!ns.IsUndefined() && !ns.IsNull()) {
+        if (!ns.IsString()) ThrowType(env, "netns must be a string");
+        netns = ns.As<Napi::String>().Utf8Value();
+        if (netns.empty()) ThrowRange(env, "netns must not be empty");
+        if (netns.find('/') == std::string::npos) netns = "/run/netns/" + netns;  // a name, as `ip netns` uses
+      }
+      promisc = opts.Get("promisc").ToBoolean().Value();
+    }
+    PacketOpenResult res;
+    if (netns.empty()) {
+      res = OpenPacketHere(ifname, promisc);
+    } else {
+      try {
+        res = OpenPacketIn(netns, ifname, promisc);
+      } catch (const std::system_error& e) {  // the thread could not be started
+        throw Napi::Error::New(env, std::string("usernet: cannot start a thread to enter ") + netns + ": " + e.what());
+      }
+    }
+    if (res.hwType >= 0) {
+      Napi::Error e = Napi::Error::New(env, "usernet: " + ifname + " is not an Ethernet interface (ARPHRD " + std::to_string(res.hwType) + ")");
+      e.Set("code", Napi::String::New(env, "EPROTONOSUPPORT"));
+      throw e;
+    }
+    if (res.fd < 0) {
+      std::string where = std::string(res.syscall) + " '" + (res.nsStep ? netns : ifname) + "'";
+      throw ErrnoError(env, res.err, where.c_str());
+    }
+    MarkPacket(res.fd, true);
+    double mac = 0;
+    for (int i = 0; i < 6; i++) mac = mac * 256 + res.mac[i];
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("fd", Napi::Number::New(env, res.fd));
+    out.Set("ifindex", Napi::Number::New(env, res.ifindex));
+    out.Set("mac", Napi::Number::New(env, mac));
+    return out;
+  }
+
   void Close(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     int fd = ArgFd(info, 0);
+    MarkPacket(fd, false);
     // A watcher must never outlive its fd (the number could be reused).
     std::vector<uint32_t> ids;
     for (auto& kv : watchers_) if (kv.second->fd == fd) ids.push_back(kv.first);
@@ -452,6 +879,7 @@ class Usernet : public Napi::Addon<Usernet> {
     w->env = env;
     w->loopState = loopState_;
     w->fd = fd;
+    w->rearmOnError = IsPacket(fd);
     w->handle.data = w;
     int rc = uv_poll_init(loopState_->loop, &w->handle, fd);
     if (rc < 0) {

@@ -4,10 +4,11 @@
 // TAP devices into it and talks to the namespace's own stack through them:
 // ARP and ICMP answered by hand-built frames, ping as the judge. Nothing is
 // routed to, or captured on, a real interface. Everything made here is
-// removed in afterAll, also when a test fails.
+// removed in afterAll, also when a test fails. The AF_PACKET part (further
+// down) makes two more namespaces joined by a veth pair.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { closeSync, constants, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, constants, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,7 +19,8 @@ const isRoot = process.getuid?.() === 0;
 if (!isRoot) {
   console.warn(
     '\n*** SKIPPED: needs root: src/io/native.test.ts TAP/namespace tests (ARP+ICMP via ping, ' +
-      'writeBatch on TAPs, EBADF/EBADFD, oversized frames) did not run ***\n',
+      'writeBatch on TAPs, EBADF/EBADFD, oversized frames) and AF_PACKET tests (veth in namespaces: ping, ' +
+      'recvmmsg/sendmmsg batches, outgoing filter, VLAN/checksum restore, MSG_TRUNC, netns option, link down/up) did not run ***\n',
   );
 }
 
@@ -204,6 +206,13 @@ describe('native addon: arguments and pipes (no root needed)', () => {
     expect(() => native.readBatch(-1, new Uint32Array(2), 3)).toThrow(RangeError);
     expect(() => native.readBatch(-1, 987654, 1)).toThrow(RangeError);
     expect(() => native.readBatch(-1, new Int32Array(1) as unknown as Uint32Array, 1)).toThrow(TypeError);
+  });
+
+  it('openPacket checks its arguments', () => {
+    expect(() => native.openPacket('')).toThrow(RangeError);
+    expect(() => native.openPacket('x'.repeat(16))).toThrow(RangeError);
+    expect(() => native.openPacket(7 as unknown as string)).toThrow(TypeError);
+    expect(() => native.openPacket('nosuch0', { netns: 7 as unknown as string })).toThrow(TypeError);
   });
 
   it('bindHandles ids work like the array and can be released', () => {
@@ -488,5 +497,506 @@ describe.skipIf(!isRoot)('native addon: TAP devices (root)', () => {
       closeFd(auto.fd);
       closeFd(vnet.fd);
     }
+  });
+});
+
+// ---------------------------------------------------------------- AF_PACKET sockets
+//
+// Two namespaces made here, joined by a veth pair (pa0 in NSA, pb0 in NSB):
+// nothing is created in the test runner's own namespace. Packet sockets are
+// opened by small node children started with `ip netns exec` (an "agent"
+// speaking JSON lines on stdin/stdout, driving the addon in its namespace),
+// and once from this process with openPacket's netns option.
+
+const NSA = `${prefix}pa`;
+const NSB = `${prefix}pb`;
+const PACKET_PEER_IP = '10.98.0.1'; // answered by the agent in NSA with PEER_MAC
+const MARKER_TYPE = 0x88b5;
+
+// The agent: plain JS (no TS, no src imports) so `node` runs it as is.
+const AGENT_SOURCE = `
+import { createRequire } from 'node:module';
+import { createInterface } from 'node:readline';
+import dgram from 'node:dgram';
+const require = createRequire(import.meta.url);
+const a = require(process.env.USERNET_ADDON);
+const SLOT = 2048, HEAD = 128, CAP = 1024;
+const buffer = new ArrayBuffer(CAP * SLOT);
+const bytes = new Uint8Array(buffer);
+const offsets = new Uint32Array(CAP);
+const lengths = new Uint32Array(CAP);
+a.bindPool(buffer, offsets, lengths, SLOT, HEAD);
+const freeList = [];
+for (let i = CAP - 1; i >= 0; i--) freeList.push(i);
+function alloc() { const h = freeList.pop(); offsets[h] = h * SLOT + HEAD; lengths[h] = 0; return h; }
+function free(h) { freeList.push(h); }
+function hexOf(h) { return Buffer.from(buffer, offsets[h], lengths[h]).toString('hex'); }
+function fromHex(s) { const h = alloc(); const b = Buffer.from(s, 'hex'); bytes.set(b, offsets[h]); lengths[h] = b.length; return h; }
+
+function readOnce(fd, max) {
+  const hs = new Uint32Array(max);
+  for (let i = 0; i < max; i++) hs[i] = alloc();
+  try {
+    const n = a.readBatch(fd, hs, max);
+    const frames = [];
+    for (let i = 0; i < n; i++) frames.push(hexOf(hs[i]));
+    return { n, frames };
+  } finally {
+    for (let i = max - 1; i >= 0; i--) free(hs[i]);
+  }
+}
+
+function sum16(b, start, end) {
+  let s = 0;
+  for (let i = start; i + 1 < end; i += 2) s += (b[i] << 8) | b[i + 1];
+  if ((end - start) & 1) s += b[end - 1] << 8;
+  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
+  return ~s & 0xffff;
+}
+
+// ARP + ICMP echo responder for one IP, with one MAC, through readBatch/writeBatch.
+let responder = null;
+function respond({ fd, mac, ip }) {
+  const MAC = Buffer.from(mac.split(':').map((x) => parseInt(x, 16)));
+  const IP = Buffer.from(ip.split('.').map(Number));
+  const rx = new Uint32Array(64);
+  const rxId = a.bindHandles(rx);
+  const out = new Uint32Array(64);
+  const st = { batches: [], arp: 0, echo: 0, writes: [], errors: [] };
+  const onReadable = () => {
+    for (;;) {
+      for (let i = 0; i < rx.length; i++) rx[i] = alloc();
+      let n = 0, k = 0;
+      try {
+        n = a.readBatch(fd, rxId, rx.length);
+      } catch (e) {
+        st.errors.push(String(e.code));
+      }
+      if (n > 0) st.batches.push(n);
+      for (let i = 0; i < n; i++) {
+        const h = rx[i];
+        const o = offsets[h];
+        const len = lengths[h];
+        const type = (bytes[o + 12] << 8) | bytes[o + 13];
+        if (type === 0x0806 && len >= 42 && bytes[o + 21] === 1 && Buffer.from(buffer, o + 38, 4).equals(IP)) {
+          st.arp++;
+          const r = alloc();
+          const f = Buffer.from(buffer, offsets[r], 42);
+          f.set(bytes.subarray(o + 6, o + 12), 0);
+          f.set(MAC, 6);
+          f.set([0x08, 0x06, 0x00, 0x01, 0x08, 0x00, 6, 4, 0x00, 0x02], 12);
+          f.set(MAC, 22);
+          f.set(IP, 28);
+          f.set(bytes.subarray(o + 22, o + 32), 32);
+          lengths[r] = 42;
+          out[k++] = r;
+        } else if (type === 0x0800 && len >= 42 && bytes[o + 23] === 1 && Buffer.from(buffer, o + 30, 4).equals(IP)) {
+          const ihl = (bytes[o + 14] & 15) * 4;
+          const ipEnd = 14 + ((bytes[o + 16] << 8) | bytes[o + 17]);
+          const icmp = 14 + ihl;
+          if (bytes[o + icmp] !== 8 || ipEnd > len) continue;
+          st.echo++;
+          const r = alloc();
+          const ro = offsets[r];
+          bytes.copyWithin(ro, o, o + ipEnd);
+          const f = Buffer.from(buffer, ro, ipEnd);
+          f.set(bytes.subarray(o + 6, o + 12), 0);
+          f.set(MAC, 6);
+          f.set(bytes.subarray(o + 30, o + 34), 26);
+          f.set(bytes.subarray(o + 26, o + 30), 30);
+          f[22] = 64;
+          f[24] = f[25] = 0;
+          const ipSum = sum16(f, 14, 14 + ihl);
+          f[24] = ipSum >> 8; f[25] = ipSum & 0xff;
+          f[icmp] = 0;
+          f[icmp + 2] = f[icmp + 3] = 0;
+          const icmpSum = sum16(f, icmp, ipEnd);
+          f[icmp + 2] = icmpSum >> 8; f[icmp + 3] = icmpSum & 0xff;
+          lengths[r] = ipEnd;
+          out[k++] = r;
+        }
+      }
+      for (let i = rx.length - 1; i >= 0; i--) free(rx[i]);
+      if (k > 0) {
+        st.writes.push({ r: a.writeBatch(fd, out, k), k });
+        for (let i = 0; i < k; i++) free(out[i]);
+      }
+      if (n < rx.length) return;
+    }
+  };
+  const watcher = a.pollStart(fd, onReadable);
+  responder = { st, stop() { a.pollStop(watcher); a.unbindHandles(rxId); } };
+  return true;
+}
+
+const cmds = {
+  open: ({ ifname, opts }) => a.openPacket(ifname, opts),
+  close: ({ fd }) => a.close(fd),
+  send: ({ fd, frames }) => {
+    const hs = Uint32Array.from(frames.map(fromHex));
+    const r = a.writeBatch(fd, hs, hs.length);
+    for (const h of hs) free(h);
+    return r;
+  },
+  read: ({ fd, max }) => readOnce(fd, max),
+  drain: ({ fd }) => {
+    const calls = [], frames = [];
+    for (;;) {
+      const r = readOnce(fd, 64);
+      if (r.n === 0) return { calls, frames };
+      calls.push(r.n);
+      frames.push(...r.frames);
+    }
+  },
+  waitReadable: ({ fd, ms }) => new Promise((resolve) => {
+    let id = 0;
+    const t = setTimeout(() => { a.pollStop(id); resolve(false); }, ms);
+    id = a.pollStart(fd, () => { clearTimeout(t); a.pollStop(id); resolve(true); });
+  }),
+  respond,
+  respondStop: () => { const st = responder.st; responder.stop(); responder = null; return st; },
+  udp: ({ host, port, payload }) => new Promise((resolve, reject) => {
+    const s = dgram.createSocket('udp4');
+    s.send(Buffer.from(payload, 'hex'), port, host, (err) => { s.close(); if (err) reject(err); else resolve(true); });
+  }),
+  stats: () => a.stats(),
+  freeFrames: () => freeList.length,
+};
+
+const rl = createInterface({ input: process.stdin });
+rl.on('line', async (line) => {
+  const { id, cmd, args } = JSON.parse(line);
+  let msg;
+  try {
+    msg = { id, ok: true, result: await cmds[cmd](args ?? {}) };
+  } catch (e) {
+    msg = { id, ok: false, error: { message: String(e && e.message), code: e && e.code } };
+  }
+  process.stdout.write(JSON.stringify(msg) + '\\n');
+});
+rl.on('close', () => process.exit(0));
+process.stdout.write(JSON.stringify({ id: 0, ok: true, result: 'ready' }) + '\\n');
+`;
+
+interface AgentError extends Error {
+  code?: string;
+}
+
+/** A node child running AGENT_SOURCE inside namespace `ns`. */
+class Agent {
+  private readonly proc: ReturnType<typeof spawn>;
+  private nextId = 1;
+  private readonly waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
+  private buf = '';
+  stderr = '';
+  readonly ready: Promise<unknown>;
+
+  constructor(ns: string, script: string) {
+    this.proc = spawn('ip', ['netns', 'exec', ns, process.execPath, script], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...process.env, USERNET_ADDON: addonPath },
+    });
+    children.push(this.proc);
+    this.ready = new Promise((resolve, reject) => this.waiting.set(0, { resolve, reject }));
+    this.proc.stdout!.on('data', (d: Buffer) => {
+      this.buf += d.toString();
+      let i: number;
+      while ((i = this.buf.indexOf('\n')) >= 0) {
+        const line = this.buf.slice(0, i);
+        this.buf = this.buf.slice(i + 1);
+        const msg = JSON.parse(line) as { id: number; ok: boolean; result?: unknown; error?: { message: string; code?: string } };
+        const w = this.waiting.get(msg.id);
+        if (!w) continue;
+        this.waiting.delete(msg.id);
+        if (msg.ok) w.resolve(msg.result);
+        else w.reject(Object.assign(new Error(msg.error!.message), { code: msg.error!.code }) as AgentError);
+      }
+    });
+    this.proc.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
+    this.proc.on('exit', (code) => {
+      for (const w of this.waiting.values()) w.reject(new Error(`agent in ${ns} exited (${code}): ${this.stderr}`));
+      this.waiting.clear();
+    });
+  }
+
+  call<T>(cmd: string, args: Record<string, unknown> = {}): Promise<T> {
+    const id = this.nextId++;
+    const p = new Promise<T>((resolve, reject) => this.waiting.set(id, { resolve: resolve as (v: unknown) => void, reject }));
+    this.proc.stdin!.write(JSON.stringify({ id, cmd, args }) + '\n');
+    return p;
+  }
+
+  async stop(): Promise<void> {
+    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
+    const done = new Promise((r) => this.proc.once('exit', r));
+    this.proc.stdin!.end();
+    const t = setTimeout(() => this.proc.kill('SIGKILL'), 3000);
+    await done;
+    clearTimeout(t);
+  }
+}
+
+function macString(mac: number): string {
+  return Array.from({ length: 6 }, (_, i) => (Math.floor(mac / 2 ** (8 * (5 - i))) % 256).toString(16).padStart(2, '0')).join(':');
+}
+
+/** A 0x88b5 frame from PEER_MAC to `dst` carrying a tag and a sequence number, as hex. */
+function markerHex(dst: string, tag: number, seq: number, len = 64): string {
+  const f = new Uint8Array(len);
+  f.set(parseMac(dst), 0);
+  f.set(PEER_MAC, 6);
+  f.set([MARKER_TYPE >> 8, MARKER_TYPE & 0xff, tag, seq >> 8, seq & 0xff], 12);
+  return Buffer.from(f).toString('hex');
+}
+
+function markerSeqs(frames: string[], tag: number): number[] {
+  return frames
+    .map((h) => Buffer.from(h, 'hex'))
+    .filter((b) => b.length >= 17 && b.readUInt16BE(12) === MARKER_TYPE && b[14] === tag)
+    .map((b) => b.readUInt16BE(15));
+}
+
+function linkInfo(ns: string, ifname: string): { ifindex: number; address: string } {
+  const j = JSON.parse(ip('-n', ns, '-j', 'link', 'show', ifname)) as Array<{ ifindex: number; address: string }>;
+  return j[0];
+}
+
+/** ip-netns exec, collecting output; resolves with the exit code and output. */
+function nsRun(ns: string, args: string[], timeoutMs = 20_000): Promise<{ code: number | null; out: string }> {
+  const p = spawn('ip', ['netns', 'exec', ns, ...args]);
+  children.push(p);
+  let out = '';
+  p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  p.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      p.kill('SIGKILL');
+      resolve({ code: -1, out });
+    }, timeoutMs);
+    p.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, out });
+    });
+  });
+}
+
+describe.skipIf(!isRoot)('native addon: AF_PACKET sockets (root)', () => {
+  let agentA: Agent; // in NSA: packet sockets on pa0
+  let agentB: Agent; // in NSB: packet sockets on pb0, the peer's stack
+  let fdA = -1;
+  let fdB = -1;
+  let macA = '';
+  let macB = '';
+
+  beforeAll(async () => {
+    for (const ns of [NSA, NSB]) {
+      ip('netns', 'add', ns);
+      namespaces.add(ns);
+      ip('-n', ns, 'link', 'set', 'lo', 'up');
+      // no IPv6 chatter (router solicitations, MLD) on the veth
+      execFileSync('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
+    }
+    ip('-n', NSA, 'link', 'add', 'pa0', 'type', 'veth', 'peer', 'name', 'pb0', 'netns', NSB);
+    ip('-n', NSA, 'link', 'set', 'pa0', 'up');
+    ip('-n', NSB, 'link', 'set', 'pb0', 'up');
+    ip('-n', NSB, 'addr', 'add', '10.98.0.2/24', 'dev', 'pb0');
+    const dir = mkdtempSync(join(tmpdir(), 'usernet-agent-'));
+    tmpDirs.push(dir);
+    const script = join(dir, 'agent.mjs');
+    writeFileSync(script, AGENT_SOURCE);
+    agentA = new Agent(NSA, script);
+    agentB = new Agent(NSB, script);
+    await Promise.all([agentA.ready, agentB.ready]);
+    const a = await agentA.call<{ fd: number; ifindex: number; mac: number }>('open', { ifname: 'pa0' });
+    const b = await agentB.call<{ fd: number; ifindex: number; mac: number }>('open', { ifname: 'pb0' });
+    fdA = a.fd;
+    fdB = b.fd;
+    macA = macString(a.mac);
+    macB = macString(b.mac);
+    // the reported ifindex and MAC are the interface's
+    expect(a.ifindex).toBe(linkInfo(NSA, 'pa0').ifindex);
+    expect(macA).toBe(linkInfo(NSA, 'pa0').address);
+    expect(b.ifindex).toBe(linkInfo(NSB, 'pb0').ifindex);
+    expect(macB).toBe(linkInfo(NSB, 'pb0').address);
+  });
+
+  afterAll(async () => {
+    await Promise.all([agentA?.stop(), agentB?.stop()]);
+    for (const ns of [NSA, NSB]) {
+      spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+      namespaces.delete(ns);
+    }
+  });
+
+  it('answers ARP and ICMP echo through readBatch/writeBatch: ping from the peer namespace sees 0% loss', async () => {
+    await agentA.call('drain', { fd: fdA });
+    await agentA.call('respond', { fd: fdA, mac: macAt(Uint8Array.from(PEER_MAC), 0), ip: PACKET_PEER_IP });
+    let st: { batches: number[]; arp: number; echo: number; writes: Array<{ r: number; k: number }>; errors: string[] };
+    let res: { code: number | null; out: string };
+    try {
+      res = await nsRun(NSB, ['ping', '-n', '-c', '5', '-i', '0.2', '-W', '1', PACKET_PEER_IP]);
+    } finally {
+      st = await agentA.call('respondStop');
+    }
+    expect(st.errors).toEqual([]);
+    expect(st.arp).toBeGreaterThanOrEqual(1);
+    expect(st.echo).toBe(5);
+    // every batch of replies went out whole, without a hard error
+    expect(st.writes.every((w) => w.r === w.k)).toBe(true);
+    expect(res.out).toMatch(/5 packets transmitted, 5 received, 0% packet loss/);
+    expect(res.code).toBe(0);
+    // the peer learnt PEER_MAC for the address (it came from our ARP reply)
+    expect(ip('-n', NSB, 'neigh', 'show', PACKET_PEER_IP)).toContain('02:00:5e:10:99:01');
+  });
+
+  it('one writeBatch sends many frames; one readBatch returns all that wait; nothing sent is read back', async () => {
+    // a second socket on the same interface: PACKET_IGNORE_OUTGOING keeps
+    // the first one's transmissions from it too
+    const a2 = await agentA.call<{ fd: number }>('open', { ifname: 'pa0' });
+    try {
+      await agentB.call('drain', { fd: fdB });
+      await agentA.call('drain', { fd: fdA });
+      await agentA.call('drain', { fd: a2.fd });
+      const N = 150; // more than one recvmmsg/sendmmsg chunk (64)
+      const frames = Array.from({ length: N }, (_, i) => markerHex(macB, 1, i, 60 + (i % 50)));
+      expect(await agentA.call('send', { fd: fdA, frames })).toBe(N); // all consumed, none failed
+      expect(await agentB.call('waitReadable', { fd: fdB, ms: 5000 })).toBe(true);
+      const got = await agentB.call<{ n: number; frames: string[] }>('read', { fd: fdB, max: 256 });
+      // one call returned every frame, in order, byte-exact
+      expect(got.n).toBeGreaterThanOrEqual(N);
+      expect(markerSeqs(got.frames, 1)).toEqual(Array.from({ length: N }, (_, i) => i));
+      const sent = new Set(frames);
+      expect(got.frames.filter((f) => sent.has(f)).length).toBe(N);
+      // the sender, and another socket on its interface, see none of them
+      const backA = await agentA.call<{ frames: string[] }>('drain', { fd: fdA });
+      const backA2 = await agentA.call<{ frames: string[] }>('drain', { fd: a2.fd });
+      expect(markerSeqs(backA.frames, 1)).toEqual([]);
+      expect(markerSeqs(backA2.frames, 1)).toEqual([]);
+
+      // the other way round: frames arriving on pa0 reach both sockets there
+      const back = Array.from({ length: 10 }, (_, i) => markerHex(macA, 2, i));
+      expect(await agentB.call('send', { fd: fdB, frames: back })).toBe(10);
+      expect(await agentA.call('waitReadable', { fd: fdA, ms: 5000 })).toBe(true);
+      const inA = await agentA.call<{ calls: number[]; frames: string[] }>('drain', { fd: fdA });
+      const inA2 = await agentA.call<{ calls: number[]; frames: string[] }>('drain', { fd: a2.fd });
+      expect(markerSeqs(inA.frames, 2)).toEqual(Array.from({ length: 10 }, (_, i) => i));
+      expect(markerSeqs(inA2.frames, 2)).toEqual(Array.from({ length: 10 }, (_, i) => i));
+      expect(inA.calls[0]).toBeGreaterThanOrEqual(10); // several frames in the first call
+      expect(markerSeqs((await agentB.call<{ frames: string[] }>('drain', { fd: fdB })).frames, 2)).toEqual([]);
+    } finally {
+      await agentA.call('close', { fd: a2.fd });
+    }
+  });
+
+  it('writeBatch on a packet socket: hard errors are consumed and counted', async () => {
+    // ok, too short for Ethernet (EINVAL), ok
+    const short = markerHex(macB, 3, 0).slice(0, 20);
+    expect(await agentA.call('send', { fd: fdA, frames: [markerHex(macB, 3, 1), short, markerHex(macB, 3, 2)] })).toBe(3 + 65536);
+    await agentB.call('waitReadable', { fd: fdB, ms: 2000 });
+    expect(markerSeqs((await agentB.call<{ frames: string[] }>('drain', { fd: fdB })).frames, 3)).toEqual([1, 2]);
+  });
+
+  it('puts VLAN tags the kernel stripped back in and completes offloaded checksums', async () => {
+    await agentA.call('drain', { fd: fdA });
+    // an 802.1Q frame (VID 5) and an 802.1ad one: every receiving interface
+    // untags them before packet sockets see them
+    const q = Buffer.from(markerHex(macA, 4, 7, 70), 'hex');
+    const tagged = Buffer.concat([q.subarray(0, 12), Buffer.from([0x81, 0x00, 0x20, 0x05]), q.subarray(12)]);
+    const sTagged = Buffer.concat([q.subarray(0, 12), Buffer.from([0x88, 0xa8, 0x00, 0x09]), q.subarray(12)]);
+    expect(await agentB.call('send', { fd: fdB, frames: [tagged.toString('hex'), sTagged.toString('hex')] })).toBe(2);
+    // UDP from the peer's stack: veth has tx checksumming on, so the
+    // datagram leaves NSB with only the pseudo-header sum in it
+    ip('-n', NSB, 'neigh', 'replace', PACKET_PEER_IP, 'lladdr', '02:00:5e:10:99:01', 'dev', 'pb0');
+    const payload = Buffer.from('usernet checksum test, odd length!').toString('hex');
+    await agentB.call('udp', { host: PACKET_PEER_IP, port: 9999, payload });
+    await agentA.call('waitReadable', { fd: fdA, ms: 2000 });
+    await new Promise((r) => setTimeout(r, 100));
+    const got = (await agentA.call<{ frames: string[] }>('drain', { fd: fdA })).frames.map((h) => Buffer.from(h, 'hex'));
+    expect(got.map((b) => b.toString('hex'))).toContain(tagged.toString('hex'));
+    expect(got.map((b) => b.toString('hex'))).toContain(sTagged.toString('hex'));
+    const udp = got.find((b) => b.readUInt16BE(12) === 0x0800 && b[23] === 17 && b.readUInt16BE(36) === 9999);
+    expect(udp).toBeDefined();
+    const f = udp!;
+    const ihl = (f[14] & 15) * 4;
+    const l4 = 14 + ihl;
+    const udpLen = f.readUInt16BE(l4 + 4);
+    expect(f.subarray(l4 + 8, l4 + udpLen).toString('hex')).toBe(payload);
+    // verify over pseudo-header + datagram: the one's-complement sum is 0xffff
+    const pseudo = Buffer.concat([f.subarray(26, 34), Buffer.from([0, 17, udpLen >> 8, udpLen & 0xff]), f.subarray(l4, l4 + udpLen)]);
+    expect(f.readUInt16BE(l4 + 6)).not.toBe(0);
+    expect(inetChecksum(pseudo, 0, pseudo.length)).toBe(0);
+  });
+
+  it('drops and counts frames larger than a slot (MSG_TRUNC) instead of truncating them', async () => {
+    ip('-n', NSA, 'link', 'set', 'pa0', 'mtu', '4000');
+    ip('-n', NSB, 'link', 'set', 'pb0', 'mtu', '4000');
+    try {
+      ip('-n', NSB, 'neigh', 'replace', PACKET_PEER_IP, 'lladdr', '02:00:5e:10:99:01', 'dev', 'pb0');
+      await agentA.call('drain', { fd: fdA });
+      const before = (await agentA.call<{ oversized: number }>('stats')).oversized;
+      await nsRun(NSB, ['ping', '-n', '-c', '1', '-W', '0.2', '-s', '3000', PACKET_PEER_IP]);
+      await nsRun(NSB, ['ping', '-n', '-c', '1', '-W', '0.2', '-s', '100', PACKET_PEER_IP]);
+      const got = await agentA.call<{ frames: string[] }>('drain', { fd: fdA });
+      const lens = got.frames.map((h) => h.length / 2);
+      expect((await agentA.call<{ oversized: number }>('stats')).oversized - before).toBe(1);
+      expect(lens).toContain(14 + 20 + 8 + 100);
+      expect(lens.every((l) => l <= 1920)).toBe(true);
+      expect(await agentA.call('freeFrames')).toBe(1024); // the agent's pool: nothing leaked
+    } finally {
+      ip('-n', NSA, 'link', 'set', 'pa0', 'mtu', '1500');
+      ip('-n', NSB, 'link', 'set', 'pb0', 'mtu', '1500');
+    }
+  });
+
+  it('opens in another namespace with opts.netns; the watcher survives link down/up (ENETDOWN once)', async () => {
+    // this process stays in its own namespace: pa0 does not exist here
+    expect(() => native.openPacket('pa0')).toThrow(expect.objectContaining({ code: 'ENODEV' }));
+    const s = native.openPacket('pa0', { netns: NSA });
+    openFds.add(s.fd);
+    expect(s.ifindex).toBe(linkInfo(NSA, 'pa0').ifindex);
+    expect(macString(s.mac)).toBe(macA);
+    const seqs: number[] = [];
+    const errors: string[] = [];
+    const rx = new Uint32Array(32);
+    const onReadable = (): void => {
+      for (let i = 0; i < rx.length; i++) rx[i] = pool.alloc();
+      try {
+        const n = native.readBatch(s.fd, rx, rx.length);
+        for (let i = 0; i < n; i++) {
+          const b = pool.toBytes(rx[i]);
+          if (b.length >= 17 && ((b[12] << 8) | b[13]) === MARKER_TYPE && b[14] === 5) seqs.push((b[15] << 8) | b[16]);
+        }
+      } catch (e) {
+        errors.push(String((e as NodeJS.ErrnoException).code));
+      }
+      for (let i = 0; i < rx.length; i++) pool.free(rx[i]);
+    };
+    const watcher = pollStart(s.fd, onReadable);
+    try {
+      expect(await agentB.call('send', { fd: fdB, frames: [markerHex(macA, 5, 1)] })).toBe(1);
+      expect(await waitFor(() => seqs.includes(1), 5000)).toBe(true);
+      ip('-n', NSA, 'link', 'set', 'pa0', 'down');
+      expect(await waitFor(() => errors.length > 0, 5000)).toBe(true);
+      expect(errors).toEqual(['ENETDOWN']);
+      ip('-n', NSA, 'link', 'set', 'pa0', 'up');
+      // veth carrier comes back at once; frames flow to the same watcher again
+      expect(await waitFor(() => {
+        agentB.call('send', { fd: fdB, frames: [markerHex(macA, 5, 2)] }).catch(() => undefined);
+        return seqs.includes(2);
+      }, 5000)).toBe(true);
+      expect(errors).toEqual(['ENETDOWN']);
+      expect(native.stats().watchers).toBe(1);
+      expect(pool.inUse).toBe(0);
+    } finally {
+      pollStop(watcher);
+      closeFd(s.fd);
+    }
+  });
+
+  it('openPacket errors: missing interface, not Ethernet, missing namespace', () => {
+    expect(() => native.openPacket('nosuch0', { netns: NSA })).toThrow(expect.objectContaining({ code: 'ENODEV' }));
+    expect(() => native.openPacket('lo', { netns: NSA })).toThrow(expect.objectContaining({ code: 'EPROTONOSUPPORT' }));
+    expect(() => native.openPacket('pa0', { netns: `${prefix}nope` })).toThrow(expect.objectContaining({ code: 'ENOENT' }));
+    expect(() => native.openPacket('pa0', { netns: `${prefix}nope` })).toThrow(/open netns '\/run\/netns\//);
   });
 });

@@ -34,7 +34,8 @@
  *   loop and calls cb() (no arguments) each time it is readable
  *   (level-triggered: again on the next loop turn while frames wait); also
  *   once on an error condition (the TAP's device was deleted): libuv then
- *   stops the watcher and the next readBatch throws (EBADFD). An exception
+ *   stops the watcher and the next readBatch throws (EBADFD). (A packet
+ *   socket's watcher is re-armed instead: see openPacket.) An exception
  *   thrown by cb goes to process 'uncaughtException'. Returns a watcher id
  *   for pollStop(id), which stops and releases it (callable from inside cb);
  *   a stopped watcher does not keep the process alive. One watcher per fd
@@ -46,6 +47,60 @@
  *   '%d' to let the kernel pick (≤ 15 bytes); returns the fd and the
  *   kernel's name for the device. close(fd) stops any watcher on fd and
  *   closes it (a TAP device that is not persistent disappears then).
+ * - openPacket(ifname, opts) opens an AF_PACKET socket (SOCK_RAW, protocol
+ *   ETH_P_ALL) bound to the Ethernet interface `ifname` (by ifindex), in the
+ *   calling process's network namespace or, with opts.netns (a path such as
+ *   /proc/PID/ns/net, or a bare name meaning /run/netns/NAME), in that
+ *   namespace (a helper thread setns(2)s there just to open it; the process
+ *   stays where it is). Non-blocking, close-on-exec, PACKET_IGNORE_OUTGOING
+ *   (kernel ≥ 4.20; readBatch also drops PACKET_OUTGOING frames itself, so
+ *   this holds on older kernels too), receive buffer raised to 4 MiB where
+ *   allowed. opts.promisc adds a PACKET_MR_PROMISC membership (the kernel
+ *   drops it when the socket closes) — needed on real NICs to see frames for
+ *   MACs other than the interface's own; veth and TAP do not filter by MAC.
+ *   Returns the fd, the ifindex and the interface's MAC (SIOCGIFHWADDR) as a
+ *   48-bit number (first byte most significant). Throws an errno-shaped
+ *   Error (e.g. code 'ENODEV', syscall 'ioctl SIOCGIFINDEX …') when the
+ *   interface does not exist, 'EPROTONOSUPPORT' when it is not Ethernet
+ *   (ARPHRD_ETHER), RangeError for a name that is empty or > 15 bytes.
+ *   Close it with close(fd) (not fs.closeSync: the addon remembers which fds
+ *   are packet sockets).
+ *
+ *   readBatch/writeBatch on a packet socket keep the TAP contract above, with
+ *   these differences:
+ *   - Batched syscalls: readBatch uses recvmmsg(2) and writeBatch sendmmsg(2),
+ *     up to 64 frames per syscall (more loop).
+ *   - Direction: only frames arriving on the interface are read (from the
+ *     wire or the veth peer, including ones addressed to other MACs).
+ *     Frames leaving it are never read back — neither the ones this socket
+ *     writes nor, because of PACKET_IGNORE_OUTGOING, the ones the local
+ *     stack or any other socket sends through the interface.
+ *   - Frames are delivered as they were on the wire: the kernel takes VLAN
+ *     tags out of frames before packet sockets see them (hardware or veth
+ *     VLAN offload, and software untagging for every received tagged frame);
+ *     readBatch puts the 802.1Q/802.1ad tag back in (from PACKET_AUXDATA).
+ *     A frame whose L4 checksum was left to offload (a veth peer with tx
+ *     checksumming on, the default, sends TCP/UDP as CHECKSUM_PARTIAL) gets
+ *     its checksum completed (PACKET_VNET_HDR gives the offsets). The
+ *     virtio-net header itself never reaches the pool: offsets[h] is
+ *     h*slotSize + headroom as for a TAP.
+ *   - Oversized: a frame longer than slotSize − headroom (MSG_TRUNC reports
+ *     the real length), or one that would be after its VLAN tag is put back,
+ *     is dropped and counted in stats().oversized. Beware: GSO/GRO
+ *     super-frames (TCP from a veth peer with TSO on — the default — or GRO
+ *     on a real NIC) are up to 64 KiB and are dropped this way; turn those
+ *     offloads off on the sending veth (`ethtool -K PEER tso off gso off`)
+ *     or the NIC (`gro off`) until the pool has super-frame slots.
+ *   - Errors: when the interface goes down the socket reports ENETDOWN once
+ *     (readBatch throws it, or a writeBatch that gets there first counts it
+ *     as a failed frame); the socket stays bound and receives again when
+ *     the link is up. Unlike a TAP's, a packet socket's watcher therefore
+ *     survives the error condition (pollStart re-arms it after cb). If the
+ *     interface is deleted the socket reports ENETDOWN once and then stays
+ *     silent (reads give 0). writeBatch hard errors: ENETDOWN (link down),
+ *     EINVAL (< 14 bytes), EMSGSIZE (> MTU + 14, + 4 with a VLAN tag),
+ *     ENOBUFS (dropped by the interface's queue); EAGAIN (socket send buffer
+ *     full) stops the batch as for a TAP.
  * - stats(): process-wide counters of the addon.
  */
 import { createRequire } from 'node:module';
@@ -58,9 +113,25 @@ export interface TapOptions {
   vnetHdr?: boolean;
 }
 
+export interface PacketOptions {
+  /** open the socket in this network namespace: a path (/proc/PID/ns/net, /run/netns/NAME) or an `ip netns` name */
+  netns?: string;
+  /** PACKET_MR_PROMISC membership (receive frames for every MAC on NICs that filter) */
+  promisc?: boolean;
+}
+
+export interface PacketSocket {
+  fd: number;
+  ifindex: number;
+  /** the interface's MAC as a 48-bit number (02:00:00:00:00:01 → 0x020000000001) */
+  mac: number;
+}
+
 export interface NativeAddon {
   bindPool(buffer: ArrayBuffer, offsets: Uint32Array, lengths: Uint32Array, slotSize: number, headroom: number): void;
   openTap(name: string, opts?: TapOptions): { fd: number; name: string };
+  /** An AF_PACKET socket bound to an existing Ethernet interface (see the contract above). */
+  openPacket(ifname: string, opts?: PacketOptions): PacketSocket;
   /** Captures arr's data pointer once; pass the returned id as `handles`. */
   bindHandles(arr: Uint32Array): number;
   unbindHandles(id: number): void;
