@@ -342,3 +342,89 @@ describe('LearningSwitch', () => {
     expect(sw.counters.drops).toBe(0);
   });
 });
+
+describe('LearningSwitch isolated (enable_icc=false)', () => {
+  let pool: FramePool;
+  let sw: LearningSwitch;
+  let ports: Port[];
+  let router: Port;
+
+  function send(p: Port, dst: number, src: number, len = 60, ethertype = 0x0800): void {
+    expect(p.rx.push(pool.fromBytes(frame(dst, src, len, ethertype), p.id))).toBe(true);
+  }
+  function run(): Record<number, number> {
+    sw.process(0);
+    const r: Record<number, number> = {};
+    for (const p of ports) {
+      for (let h = p.tx.pop(); h >= 0; h = p.tx.pop()) {
+        r[p.id] = (r[p.id] ?? 0) + 1;
+        pool.free(h);
+      }
+    }
+    return r;
+  }
+
+  beforeEach(() => {
+    pool = new FramePool({ capacity: 64 });
+    sw = new LearningSwitch(pool, { seed: 7, tableSize: 16 });
+    ports = [1, 2, 3, 4].map((id) => new Port(id, `p${id}`, 16));
+    for (const p of ports) sw.attach(p);
+    router = ports[3];
+    sw.trust(router);
+    sw.addStatic(GW, router);
+    sw.isolated = true;
+  });
+
+  afterEach(() => {
+    run();
+    expect(pool.inUse).toBe(0);
+  });
+
+  it('drops unicast between two untrusted ports (filtered)', () => {
+    send(ports[1], GW, M2); // learn M2 on port 2
+    send(ports[0], GW, M1);
+    expect(run()).toEqual({ 4: 2 });
+    send(ports[0], M2, M1);
+    send(ports[1], M1, M2);
+    expect(run()).toEqual({});
+    expect(sw.counters.snapshot().dropReasons).toEqual({ filtered: 2 });
+    expect(sw.isTrusted(router)).toBe(true);
+    expect(sw.isTrusted(ports[0])).toBe(false);
+  });
+
+  it('passes unicast to and from the trusted (router) port', () => {
+    send(ports[0], GW, M1);
+    expect(run()).toEqual({ 4: 1 });
+    send(router, M1, GW);
+    expect(run()).toEqual({ 1: 1 });
+    expect(sw.counters.drops).toBe(0);
+  });
+
+  it('floods an untrusted port’s broadcast (ARP) to the trusted port only, the router’s to everyone', () => {
+    send(ports[0], BCAST, M1, 60, 0x0806);
+    expect(run()).toEqual({ 4: 1 });
+    send(router, BCAST, GW, 60, 0x0806);
+    expect(run()).toEqual({ 1: 1, 2: 1, 3: 1 });
+    send(ports[1], M3, M2); // unknown unicast: flooded, to the router only
+    expect(run()).toEqual({ 4: 1 });
+    expect(sw.counters.drops).toBe(0);
+  });
+
+  it('counts a flood that reaches nobody as filtered', () => {
+    sw.trust(router, false);
+    send(ports[0], BCAST, M1);
+    expect(run()).toEqual({});
+    expect(sw.counters.snapshot().dropReasons).toEqual({ filtered: 1 });
+  });
+
+  it('isolated = false restores normal switching; detach forgets trust', () => {
+    sw.isolated = false;
+    send(ports[1], BCAST, M2);
+    expect(run()).toEqual({ 1: 1, 3: 1, 4: 1 });
+    send(ports[0], M2, M1);
+    expect(run()).toEqual({ 2: 1 });
+    sw.detach(router);
+    expect(sw.isTrusted(router)).toBe(false);
+    ports = ports.slice(0, 3);
+  });
+});

@@ -19,9 +19,18 @@
  *              per copy, also longer than the egress port's mtu + 18 (+4)
  *   badSrcMac  source MAC multicast/broadcast or all zero
  *   hairpin    known destination is the ingress port
+ *   filtered   `isolated` and neither the ingress nor the known destination
+ *              port is trusted
  *   portDown   known destination port is down (or gone)
  *   ringFull   the egress tx ring is full
  *   poolEmpty  no frame left for a flood clone (that copy only)
+ * Isolation (enable_icc=false): with `isolated` set, frames pass only
+ * between a trusted port (trust(port): the router's port, a service port)
+ * and any other port. Unicast between two untrusted ports is dropped
+ * (filtered); a flood from an untrusted port goes to the trusted ports
+ * only (when there is none, the frame is dropped as filtered); a flood from
+ * a trusted port reaches every port. MAC learning is unchanged.
+ *
  * A source that cannot be learned because the table is full counts
  * reasons[macTableFull] but not `drops`: the frame is still forwarded. A
  * flood with no other port to go to is freed without counting a drop.
@@ -30,7 +39,8 @@
  * Configuration (constructor): tableSize (max MACs, default 8192), agingMs
  * (default 300 000, Docker/Linux bridge default), seed (hash key; the daemon
  * passes a random one), batch (handles taken from a ring at a time, default
- * 256). `addStatic(mac, port)` pins a MAC (the gateway's). `sink` is a capture
+ * 256). `addStatic(mac, port)` pins a MAC (the gateway's); `isolated` and
+ * `trust(port)` see above. `sink` is a capture
  * hook called for every frame entering the switch, before any check; it may
  * read (copy) the frame but must neither keep nor free it, and must not
  * throw.
@@ -79,12 +89,13 @@ const POOL_EMPTY = DropReason.poolEmpty;
 const TABLE_FULL = DropReason.macTableFull;
 const HAIRPIN = DropReason.hairpin;
 const PORT_DOWN = DropReason.portDown;
+const FILTERED = DropReason.filtered;
 
 export class LearningSwitch {
   readonly counters = new Counters();
   /** capture hook (null = off) */
   sink: FrameSink | null = null;
-  /** reserved for enable_icc=false (inter-container isolation); not honoured yet, leave false */
+  /** enable_icc=false: frames pass only to or from a trusted port (see trust()) */
   isolated = false;
   readonly agingMs: number;
 
@@ -104,6 +115,8 @@ export class LearningSwitch {
   private readonly maxLen = new Int32Array(0x10000);
   /** per port id: the attached port's tx ring (null = not attached) */
   private readonly txById: (Ring | null)[];
+  /** per port id: 1 = trusted (exempt from isolation) */
+  private readonly trusted = new Uint8Array(0x10000);
   /** scratch: member indexes a flood goes to */
   private readonly floodTo: Uint32Array = new Uint32Array(0x10000);
   /** last clock value seen by process()/tick() (for macTable() ages) */
@@ -139,6 +152,7 @@ export class LearningSwitch {
     this.byId[port.id] = null;
     this.txById[port.id] = null;
     this.maxLen[port.id] = 0;
+    this.trusted[port.id] = 0;
     this.members = this.members.filter((p) => p !== port);
     this.table.flushPort(port.id);
     const pool = this.pool;
@@ -149,6 +163,17 @@ export class LearningSwitch {
   /** Ports currently attached. */
   ports(): readonly Port[] {
     return this.members;
+  }
+
+  /** With `isolated`, frames to and from `port` still pass (the router's port). */
+  trust(port: Port, on = true): void {
+    if (port.id < 0 || port.id > 0xffff) throw new Error(`port id ${port.id} out of range`);
+    this.trusted[port.id] = on ? 1 : 0;
+  }
+
+  /** Whether `port` is trusted. */
+  isTrusted(port: Port): boolean {
+    return this.trusted[port.id] === 1;
   }
 
   /** Pin `mac` to `port` (never ages, never moves). */
@@ -232,6 +257,8 @@ export class LearningSwitch {
     const buf = this.batchBuf;
     const batch = this.batch | 0;
     const sink = this.sink;
+    const isolated = this.isolated;
+    const trusted = this.trusted;
     let rxP = 0;
     let rxB = 0;
     let txP = 0;
@@ -314,6 +341,10 @@ export class LearningSwitch {
                 this.drop(h, HAIRPIN);
                 continue;
               }
+              if (isolated && trusted[inId] === 0 && trusted[outId] === 0) {
+                this.drop(h, FILTERED);
+                continue;
+              }
               const outMax = maxLen[outId];
               if (outMax === 0) {
                 this.drop(h, PORT_DOWN);
@@ -351,9 +382,17 @@ export class LearningSwitch {
     const members = this.members;
     const nm = members.length;
     const to = this.floodTo;
+    const trusted = this.trusted;
+    // isolated: an untrusted port's flood reaches trusted ports only
+    const only = this.isolated && trusted[members[skip].id] === 0;
+    let withheld = false;
     let k = 0;
     for (let j = 0; j < nm; j++) {
       if (j === skip) continue;
+      if (only && trusted[members[j].id] === 0) {
+        withheld = true;
+        continue;
+      }
       const max = this.maxLen[members[j].id];
       if (max === 0) continue; // down: not a flood target
       if (len > max + tag) {
@@ -365,6 +404,7 @@ export class LearningSwitch {
     let sent = 0;
     if (k === 0) {
       this.pool.free(h);
+      if (withheld) this.counters.drop(FILTERED);
       return 0;
     }
     const pool = this.pool;
