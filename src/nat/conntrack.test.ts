@@ -1,0 +1,319 @@
+import { describe, expect, it } from 'vitest';
+import { parseIpv4 } from '../wire/ipv4.js';
+import { CT_ORIGINAL, CT_REPLY, Conntrack, DEFAULT_TIMEOUTS, TcpState, formatConntrack } from './conntrack.js';
+import { TcpFlags } from '../wire/tcp.js';
+
+const TCP = 6;
+const UDP = 17;
+const ICMP = 1;
+const A = parseIpv4('172.18.0.2'); // inside host
+const S = parseIpv4('10.0.0.1'); // server
+const G = parseIpv4('192.168.1.2'); // uplink address
+const { SYN, ACK, FIN, RST, PSH } = TcpFlags;
+
+/** deterministic PRNG (mulberry32) so failures reproduce */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** masquerade-style flow: A:sport → S:dport, replies S:dport → G:mapped */
+function masq(ct: Conntrack, proto: number, sport: number, dport: number, mapped: number, now: number): number {
+  return ct.create(proto, A, sport, S, dport, S, dport, G, mapped, now);
+}
+
+describe('Conntrack', () => {
+  it('finds both directions of a flow and exposes its tuples', () => {
+    const ct = new Conntrack({ capacity: 16, seed: 1 });
+    const f = masq(ct, TCP, 40000, 80, 61000, 0);
+    expect(f).toBeGreaterThanOrEqual(0);
+    expect(ct.size).toBe(1);
+    expect(ct.lookup(TCP, A, 40000, S, 80)).toBe((f << 1) | CT_ORIGINAL);
+    expect(ct.lookup(TCP, S, 80, G, 61000)).toBe((f << 1) | CT_REPLY);
+    expect(ct.lookup(UDP, A, 40000, S, 80)).toBe(-1);
+    expect(ct.lookup(TCP, A, 40001, S, 80)).toBe(-1);
+    expect(ct.lookup(TCP, G, 61000, S, 80)).toBe(-1); // the translated packet is no key
+    expect(ct.proto(f)).toBe(TCP);
+    expect([ct.srcIp(f, 0), ct.srcPort(f, 0), ct.dstIp(f, 0), ct.dstPort(f, 0)]).toEqual([A, 40000, S, 80]);
+    expect([ct.srcIp(f, 1), ct.srcPort(f, 1), ct.dstIp(f, 1), ct.dstPort(f, 1)]).toEqual([S, 80, G, 61000]);
+    expect(ct.counters).toMatchObject({ inserted: 1, searched: 5, found: 2 });
+    expect(ct.tupleInUse(TCP, S, 80, G, 61000)).toBe(true);
+    expect(ct.tupleInUse(TCP, S, 80, G, 61001)).toBe(false);
+    // a second flow may not take a tuple that is in use (either side)
+    expect(ct.create(TCP, A, 40000, S, 80, S, 80, G, 61001, 0)).toBe(-1);
+    expect(ct.create(TCP, A, 40002, S, 80, S, 80, G, 61000, 0)).toBe(-1);
+    expect(ct.counters.clash).toBe(2);
+    ct.remove(f);
+    expect(ct.size).toBe(0);
+    expect(ct.lookup(TCP, A, 40000, S, 80)).toBe(-1);
+    expect(ct.lookup(TCP, S, 80, G, 61000)).toBe(-1);
+    expect(ct.counters.deleted).toBe(1);
+  });
+
+  it('walks the TCP state machine through a handshake and a close, with the timeouts of each state', () => {
+    const ct = new Conntrack({ capacity: 16, seed: 2 });
+    const T = DEFAULT_TIMEOUTS;
+    let now = 1000;
+    const f = masq(ct, TCP, 40000, 80, 40000, now);
+    expect(ct.state(f)).toBe(TcpState.NONE);
+    const step = (dir: number, flags: number, state: number, timeout: number) => {
+      now += 7;
+      ct.seen(f, dir, flags, 60, now);
+      expect(ct.state(f)).toBe(state);
+      expect(ct.expires(f)).toBe(now + timeout);
+    };
+    step(CT_ORIGINAL, SYN, TcpState.SYN_SENT, T.tcpSynSent);
+    expect(ct.replied(f)).toBe(false);
+    step(CT_ORIGINAL, SYN, TcpState.SYN_SENT, T.tcpSynSent); // retransmitted SYN
+    step(CT_REPLY, SYN | ACK, TcpState.SYN_RECV, T.tcpSynRecv);
+    expect(ct.replied(f)).toBe(true);
+    expect(ct.assured(f)).toBe(false);
+    step(CT_ORIGINAL, ACK, TcpState.ESTABLISHED, T.tcpEstablished);
+    expect(ct.assured(f)).toBe(true);
+    step(CT_ORIGINAL, ACK | PSH, TcpState.ESTABLISHED, T.tcpEstablished);
+    step(CT_REPLY, ACK, TcpState.ESTABLISHED, T.tcpEstablished);
+    step(CT_ORIGINAL, FIN | ACK, TcpState.FIN_WAIT, T.tcpFinWait);
+    step(CT_REPLY, ACK, TcpState.CLOSE_WAIT, T.tcpCloseWait);
+    step(CT_REPLY, FIN | ACK, TcpState.LAST_ACK, T.tcpLastAck);
+    step(CT_ORIGINAL, ACK, TcpState.TIME_WAIT, T.tcpTimeWait);
+    step(CT_ORIGINAL, ACK, TcpState.TIME_WAIT, T.tcpTimeWait);
+    expect(ct.packets(f, 0)).toBe(7);
+    expect(ct.packets(f, 1)).toBe(4);
+    expect(ct.bytes(f, 1)).toBe(240);
+    // a new SYN on the same tuple reopens it
+    step(CT_ORIGINAL, SYN, TcpState.SYN_SENT, T.tcpSynSent);
+    expect(ct.replied(f)).toBe(false);
+    expect(ct.packets(f, 0)).toBe(1);
+    step(CT_REPLY, SYN | ACK, TcpState.SYN_RECV, T.tcpSynRecv);
+    step(CT_ORIGINAL, ACK, TcpState.ESTABLISHED, T.tcpEstablished);
+    step(CT_REPLY, RST, TcpState.CLOSE, T.tcpClose);
+  });
+
+  it('keeps the state on segments that do not fit it, picks up running connections, closes on RST', () => {
+    const ct = new Conntrack({ capacity: 16, seed: 3 });
+    const f = masq(ct, TCP, 1, 2, 3, 0);
+    ct.seen(f, CT_ORIGINAL, FIN, 40, 1); // FIN with nothing open
+    expect(ct.state(f)).toBe(TcpState.NONE);
+    expect(ct.expires(f)).toBe(1 + DEFAULT_TIMEOUTS.tcpClose);
+    ct.seen(f, CT_ORIGINAL, ACK, 40, 2); // mid-stream pickup
+    expect(ct.state(f)).toBe(TcpState.ESTABLISHED);
+    expect(ct.assured(f)).toBe(false); // not yet replied
+    ct.seen(f, CT_REPLY, ACK, 40, 3);
+    expect(ct.assured(f)).toBe(true); // replied and established
+    ct.seen(f, CT_ORIGINAL, SYN, 40, 5); // SYN on an established flow: ignored
+    expect(ct.state(f)).toBe(TcpState.ESTABLISHED);
+    ct.seen(f, CT_ORIGINAL, RST | ACK, 40, 6);
+    expect(ct.state(f)).toBe(TcpState.CLOSE);
+    expect(ct.expires(f)).toBe(6 + DEFAULT_TIMEOUTS.tcpClose);
+    // SYN-ACK from the reply side only answers a SYN
+    const g = masq(ct, TCP, 4, 5, 6, 0);
+    ct.seen(g, CT_REPLY, SYN | ACK, 40, 1);
+    expect(ct.state(g)).toBe(TcpState.NONE);
+  });
+
+  it('UDP: 30 s while unreplied, 120 s once replied; ICMP: 30 s; custom timeouts', () => {
+    const ct = new Conntrack({ capacity: 16, seed: 4 });
+    const u = masq(ct, UDP, 5353, 53, 5353, 0);
+    expect(ct.expires(u)).toBe(30_000);
+    ct.seen(u, CT_ORIGINAL, 0, 60, 100);
+    expect(ct.expires(u)).toBe(30_100);
+    expect(ct.replied(u)).toBe(false);
+    ct.seen(u, CT_REPLY, 0, 90, 200);
+    expect(ct.replied(u)).toBe(true);
+    expect(ct.assured(u)).toBe(true);
+    expect(ct.expires(u)).toBe(120_200);
+    ct.seen(u, CT_ORIGINAL, 0, 60, 300);
+    expect(ct.expires(u)).toBe(120_300);
+    const i = ct.create(ICMP, A, 7, S, 7, S, 9, G, 9, 0);
+    ct.seen(i, CT_ORIGINAL, 0, 84, 50);
+    expect(ct.expires(i)).toBe(30_050);
+    ct.seen(i, CT_REPLY, 0, 84, 60);
+    expect(ct.expires(i)).toBe(30_060);
+    const ct2 = new Conntrack({ capacity: 4, seed: 4, timeouts: { udp: 5000 } });
+    const u2 = masq(ct2, UDP, 1, 2, 3, 0);
+    ct2.seen(u2, CT_ORIGINAL, 0, 60, 10);
+    expect(ct2.expires(u2)).toBe(5010);
+  });
+
+  it('tick expires a flow exactly at its timeout, not before', () => {
+    const ct = new Conntrack({ capacity: 64, seed: 5 });
+    const u = masq(ct, UDP, 1000, 53, 1000, 0);
+    ct.seen(u, CT_ORIGINAL, 0, 60, 1000);
+    const t = masq(ct, TCP, 2000, 80, 2000, 0);
+    ct.seen(t, CT_ORIGINAL, SYN, 60, 1000);
+    expect(ct.tick(1000 + 30_000 - 1)).toBe(0);
+    expect(ct.size).toBe(2);
+    expect(ct.tick(1000 + 30_000)).toBe(1);
+    expect(ct.lookup(UDP, A, 1000, S, 53)).toBe(-1);
+    expect(ct.lookup(UDP, S, 53, G, 1000)).toBe(-1);
+    expect(ct.lookup(TCP, A, 2000, S, 80)).toBe(t << 1);
+    expect(ct.tick(1000 + 120_000 - 1)).toBe(0);
+    expect(ct.tick(1000 + 120_000)).toBe(1);
+    expect(ct.size).toBe(0);
+    expect(ct.counters.expired).toBe(2);
+  });
+
+  it('tick is incremental but visits every flow of a large table within a few calls', () => {
+    const ct = new Conntrack({ capacity: 131072, seed: 6 });
+    for (let i = 0; i < 100_000; i++) expect(ct.create(UDP, A + (i >>> 14), i & 0x3fff, S, 53, S, 53, G + (i >>> 16), i & 0xffff, 0)).toBeGreaterThanOrEqual(0); // prettier-ignore
+    let n = 0;
+    let calls = 0;
+    for (let t = 30_000; n < 100_000 && calls < 10; t += 1000, calls++) n += ct.tick(t);
+    expect(n).toBe(100_000);
+    expect(calls).toBeLessThanOrEqual(4);
+    expect(ct.size).toBe(0);
+  });
+
+  it('full table: evicts unreplied flows first; replied flows survive a flood of 10x capacity', () => {
+    const cap = 256;
+    const ct = new Conntrack({ capacity: cap, seed: 7 });
+    const est: number[] = [];
+    // half the table: established, replied TCP flows
+    for (let i = 0; i < cap / 2; i++) {
+      const f = masq(ct, TCP, 10_000 + i, 80, 10_000 + i, 0);
+      ct.seen(f, CT_ORIGINAL, SYN, 60, 0);
+      ct.seen(f, CT_REPLY, SYN | ACK, 60, 0);
+      ct.seen(f, CT_ORIGINAL, ACK, 60, 0);
+      est.push(f);
+    }
+    // a flood of new unreplied flows (SYN flood / UDP scan)
+    let refused = 0;
+    for (let i = 0; i < 10 * cap; i++) {
+      const src = parseIpv4('203.0.113.0') + (i % 250);
+      const f = ct.create(UDP, src, 1024 + i, G, 9999, G, 9999, src, 1024 + i, 10 + i);
+      if (f < 0) refused++;
+      else ct.seen(f, CT_ORIGINAL, 0, 60, 10 + i);
+    }
+    expect(ct.size).toBe(cap);
+    expect(refused).toBe(ct.counters.full);
+    expect(ct.counters.evicted).toBe(10 * cap - cap / 2 - refused);
+    // a run of 64 replied flows costs one refusal: a few percent of the flood
+    expect(refused).toBeLessThan((10 * cap) / 20);
+    for (let i = 0; i < cap / 2; i++) {
+      expect(ct.lookup(TCP, A, 10_000 + i, S, 80)).toBe(est[i] << 1);
+      expect(ct.lookup(TCP, S, 80, G, 10_000 + i)).toBe((est[i] << 1) | 1);
+      expect(ct.state(est[i])).toBe(TcpState.ESTABLISHED);
+    }
+    // all replied: a new flow is refused, nothing is evicted
+    const ct2 = new Conntrack({ capacity: 8, seed: 8 });
+    for (let i = 0; i < 8; i++) ct2.seen(masq(ct2, UDP, i, 53, i, 0), CT_REPLY, 0, 60, 0);
+    expect(masq(ct2, UDP, 100, 53, 100, 1)).toBe(-1);
+    expect(ct2.counters.full).toBe(1);
+    expect(ct2.counters.evicted).toBe(0);
+    // … unless one of them has expired already
+    const f = masq(ct2, UDP, 100, 53, 100, 200_000);
+    expect(f).toBeGreaterThanOrEqual(0);
+    expect(ct2.counters.expired).toBe(1);
+    expect(ct2.size).toBe(8);
+  });
+
+  it('evicts the unreplied flow closest to expiry among those it scans', () => {
+    const ct = new Conntrack({ capacity: 4, seed: 9 });
+    const f0 = masq(ct, UDP, 1, 53, 1, 0);
+    const f1 = masq(ct, UDP, 2, 53, 2, 0);
+    const f2 = masq(ct, UDP, 3, 53, 3, 0);
+    const f3 = masq(ct, UDP, 4, 53, 4, 0);
+    ct.seen(f0, CT_REPLY, 0, 1, 10);
+    ct.seen(f1, CT_ORIGINAL, 0, 1, 20);
+    ct.seen(f2, CT_ORIGINAL, 0, 1, 5); // unreplied, oldest
+    ct.seen(f3, CT_ORIGINAL, 0, 1, 30);
+    const n = masq(ct, UDP, 5, 53, 5, 40);
+    expect(n).toBe(f2); // its id is reused
+    expect(ct.lookup(UDP, A, 3, S, 53)).toBe(-1);
+    for (const [p, f] of [[1, f0], [2, f1], [4, f3], [5, n]]) expect(ct.lookup(UDP, A, p, S, 53)).toBe(f << 1);
+  });
+
+  it('backward-shift deletion keeps every remaining flow findable (random operations vs a Map)', () => {
+    const r = rng(42);
+    const cap = 512;
+    const ct = new Conntrack({ capacity: cap, seed: 10 });
+    const model = new Map<string, { f: number; dir: number }>();
+    const flows = new Map<number, [string, string]>();
+    const key = (p: number, s: number, sp: number, d: number, dp: number) => `${p}/${s}/${sp}/${d}/${dp}`;
+    // small key space so chains collide and deletions shift entries
+    const rIp = () => (parseIpv4('10.0.0.0') + Math.floor(r() * 4)) >>> 0;
+    const rPort = () => Math.floor(r() * 64);
+    for (let op = 0; op < 20_000; op++) {
+      if (r() < 0.55 && ct.size < cap) {
+        const p = r() < 0.5 ? TCP : UDP;
+        const [s, sp, d, dp, rs, rsp, rd, rdp] = [rIp(), rPort(), rIp(), rPort(), rIp(), rPort(), rIp(), rPort()];
+        const ko = key(p, s, sp, d, dp);
+        const kr = key(p, rs, rsp, rd, rdp);
+        const f = ct.create(p, s, sp, d, dp, rs, rsp, rd, rdp, 0);
+        if (model.has(ko) || model.has(kr) || ko === kr) expect(f).toBe(-1);
+        else {
+          expect(f).toBeGreaterThanOrEqual(0);
+          model.set(ko, { f, dir: 0 });
+          model.set(kr, { f, dir: 1 });
+          flows.set(f, [ko, kr]);
+        }
+      } else if (flows.size > 0) {
+        const ids = [...flows.keys()];
+        const f = ids[Math.floor(r() * ids.length)];
+        const [ko, kr] = flows.get(f)!;
+        ct.remove(f);
+        model.delete(ko);
+        model.delete(kr);
+        flows.delete(f);
+      }
+      if (op % 1000 === 999) {
+        expect(ct.size).toBe(flows.size);
+        for (const [k, v] of model) {
+          const [p, s, sp, d, dp] = k.split('/').map(Number);
+          expect(ct.lookup(p, s, sp, d, dp)).toBe((v.f << 1) | v.dir);
+        }
+        // and absent keys stay absent
+        for (let i = 0; i < 200; i++) {
+          const p = TCP, s = rIp(), sp = rPort(), d = rIp(), dp = rPort(); // prettier-ignore
+          expect(ct.lookup(p, s, sp, d, dp) >= 0).toBe(model.has(key(p, s, sp, d, dp)));
+        }
+      }
+    }
+    for (const f of [...flows.keys()]) ct.remove(f);
+    expect(ct.size).toBe(0);
+    expect(ct.idx.every((w, i) => (i & 1) !== 1 || w === -1)).toBe(true);
+  });
+
+  it('lists flows and formats them like conntrack -L', () => {
+    const ct = new Conntrack({ capacity: 16, seed: 11 });
+    const t = masq(ct, TCP, 40000, 80, 40000, 0);
+    ct.seen(t, CT_ORIGINAL, SYN, 60, 0);
+    ct.seen(t, CT_REPLY, SYN | ACK, 60, 0);
+    ct.seen(t, CT_ORIGINAL, ACK, 60, 0);
+    ct.seen(t, CT_ORIGINAL, ACK, 60, 0);
+    ct.seen(t, CT_REPLY, ACK, 60, 0);
+    ct.mark[t] = 3;
+    const u = masq(ct, UDP, 5353, 53, 1024, 0);
+    ct.seen(u, CT_ORIGINAL, 0, 60, 0);
+    const i = ct.create(ICMP, A, 7, S, 7, S, 9, G, 9, 0);
+    ct.seen(i, CT_ORIGINAL, 0, 84, 0);
+    ct.seen(i, CT_REPLY, 0, 84, 0);
+    const list = ct.list(1000);
+    expect(list).toHaveLength(3);
+    expect(list.find((x) => x.id === t)).toMatchObject({ proto: 6, state: 'ESTABLISHED', timeoutSec: 431999, replied: true, assured: true, mark: 3 }); // prettier-ignore
+    const text = formatConntrack(list).split('\n');
+    expect(text).toContain(
+      'tcp      6 431999 ESTABLISHED src=172.18.0.2 dst=10.0.0.1 sport=40000 dport=80 packets=3 bytes=180 src=10.0.0.1 dst=192.168.1.2 sport=80 dport=40000 packets=2 bytes=120 [ASSURED] mark=3 use=1',
+    );
+    expect(text).toContain(
+      'udp      17 29 src=172.18.0.2 dst=10.0.0.1 sport=5353 dport=53 packets=1 bytes=60 [UNREPLIED] src=10.0.0.1 dst=192.168.1.2 sport=53 dport=1024 packets=0 bytes=0 mark=0 use=1',
+    );
+    expect(text).toContain(
+      'icmp     1 29 src=172.18.0.2 dst=10.0.0.1 type=8 code=0 id=7 packets=1 bytes=84 src=10.0.0.1 dst=192.168.1.2 type=0 code=0 id=9 packets=1 bytes=84 [ASSURED] mark=0 use=1',
+    );
+  });
+
+  it('refuses impossible capacities and reports its memory', () => {
+    expect(() => new Conntrack({ capacity: 0 })).toThrow();
+    expect(() => new Conntrack({ capacity: 1.5 })).toThrow();
+    const ct = new Conntrack({ capacity: 1000 });
+    expect(ct.index.slots).toBe(4096);
+    expect(ct.tableBytes).toBe(4096 * 8 + 1000 * (64 + 4 + 4));
+  });
+});

@@ -1,0 +1,544 @@
+/**
+ * Conntrack — the connection tracking table (netfilter's model, bounded).
+ *
+ * A flow has two tuples, ORIGINAL (as the first packet looked) and REPLY
+ * (what the answers look like, after NAT: for masquerade the reply goes to
+ * the uplink address and mapped port). A tuple is (proto, srcIp, srcPort,
+ * dstIp, dstPort) as uint32/uint16 numbers (int32 addresses are accepted
+ * too); for ICMP queries (echo …) srcPort = dstPort = the identifier. Both
+ * tuples are keys of one hash index pointing at the flow: an index entry
+ * holds the key's hash and ref = flow << 1 | dir, so lookup() answers
+ * "which flow, which direction" from one index slot and the flow's record
+ * (two cache lines, the record being the one translate()/seen() use).
+ *
+ * Storage (all preallocated typed arrays, capacity fixed at construction):
+ *   idx   the TupleIndex (./tuple-index.ts): 8-byte slots (hash tag, ref;
+ *         the key is confirmed in the flow record), slots = power of two
+ *         ≥ 4·capacity (load ≤ 0.5), open addressing, keyed hash (seed at
+ *         construction), backward-shift deletion.
+ *   rec   one 64-byte record (a cache line) per flow, so translate() and
+ *         seen() touch one line: Int32Array words 0–5 orig src, dst,
+ *         ports, reply src, dst, ports; 6 meta = proto | state << 8 |
+ *         flags (USED, REPLIED, ASSURED); 7 packet-counter wraps (orig low
+ *         16 bits, reply high 16); Float64 at words 8–9 expiry (ms, +Infinity
+ *         when free), 10–11 orig bytes, 12–13 reply bytes; Uint32 words 14,
+ *         15 orig / reply packets (mod 2^32; word 7 counts the wraps).
+ *   mark  Uint32Array: free for the router (e.g. interface ids).
+ * Free flow ids are kept on a stack.
+ *
+ * States and timeouts (ms, `Timeouts`; defaults are netfilter's):
+ *   TCP   the state machine of ./tcp-state.ts, driven by seen() with the
+ *         segment's flags and direction:
+ *           NONE --SYN(o)--> SYN_SENT --SYN+ACK(r)--> SYN_RECV --ACK(o)-->
+ *           ESTABLISHED --FIN--> FIN_WAIT --ACK--> CLOSE_WAIT --FIN-->
+ *           LAST_ACK --ACK--> TIME_WAIT;   RST (either way) --> CLOSE;
+ *           SYN(o) in TIME_WAIT/CLOSE reopens (SYN_SENT, flags/accounting
+ *           reset); ACK(o) in NONE picks up a running connection.
+ *         Timeout by the state reached: SYN_SENT 120 s, SYN_RECV 60 s,
+ *         ESTABLISHED 5 days, FIN_WAIT 120 s, CLOSE_WAIT 60 s, LAST_ACK
+ *         30 s, TIME_WAIT 120 s, CLOSE (and NONE) 10 s.
+ *   UDP   30 s while unreplied, 120 s (udpStream) once seen both ways.
+ *   ICMP  30 s.   Other protocols: `generic` (600 s).
+ * Flags: REPLIED once a packet was seen in the REPLY direction; ASSURED once
+ * replied (TCP: once replied and ESTABLISHED). A flow expires when now ≥
+ * expires = last packet + timeout of its state; create() sets the first
+ * expiry (TCP: SYN_SENT timeout) and the caller then reports the packet
+ * that made the flow with seen().
+ *
+ * Bounds: create() on a full table reclaims one flow among up to 64 scanned
+ * from a rotating cursor: an already expired one, else the UNREPLIED one
+ * closest to expiry (counters.evicted; the cursor then moves just past it);
+ * if none of them is unreplied it refuses (−1, counters.full; the cursor
+ * moves past the 64), so replied/established flows survive a flood of new
+ * ones. tick(now) expires incrementally: each call scans a slice of
+ * max(4096, capacity/4) flows, so at ~1 call/s every flow is visited within
+ * 4 s.
+ *
+ * Hot methods (lookup, lookupBulk, seen, the accessors) allocate nothing.
+ * lookupBulk() serves a batch of packets: it hashes every key and touches
+ * its index line, then probes, then touches each hit's flow record, so the
+ * cache misses of a batch overlap (at 100k flows the table is far bigger
+ * than the caches). Time is injected (`now`, ms). Cold: create/remove/tick
+ * are still allocation-free; list() and formatConntrack() build objects.
+ */
+import { TCP_NEXT, TCP_NSTATES, TcpState, tcpClass } from './tcp-state.js';
+import { formatConntrack, flowInfo, type FlowInfo } from './conntrack-format.js';
+import { TupleIndex } from './tuple-index.js';
+
+export { TcpState } from './tcp-state.js';
+export { formatConntrack, type FlowInfo, type FlowSide } from './conntrack-format.js';
+
+export const CT_ORIGINAL = 0;
+export const CT_REPLY = 1;
+
+export interface Timeouts {
+  tcpSynSent: number;
+  tcpSynRecv: number;
+  tcpEstablished: number;
+  tcpFinWait: number;
+  tcpCloseWait: number;
+  tcpLastAck: number;
+  tcpTimeWait: number;
+  tcpClose: number;
+  udp: number;
+  udpStream: number;
+  icmp: number;
+  /** other protocols (netfilter's generic timeout) */
+  generic: number;
+}
+
+/** netfilter's defaults (nf_conntrack_*_timeout*), in ms */
+export const DEFAULT_TIMEOUTS: Readonly<Timeouts> = {
+  tcpSynSent: 120_000,
+  tcpSynRecv: 60_000,
+  tcpEstablished: 432_000_000,
+  tcpFinWait: 120_000,
+  tcpCloseWait: 60_000,
+  tcpLastAck: 30_000,
+  tcpTimeWait: 120_000,
+  tcpClose: 10_000,
+  udp: 30_000,
+  udpStream: 120_000,
+  icmp: 30_000,
+  generic: 600_000,
+};
+
+export interface ConntrackOptions {
+  /** maximum number of flows (default 131072) */
+  capacity?: number;
+  /** hash key (default: random) */
+  seed?: number;
+  timeouts?: Partial<Timeouts>;
+}
+
+export interface ConntrackCounters {
+  inserted: number;
+  /** remove() calls that removed a flow */
+  deleted: number;
+  /** removed by tick() (or reclaimed by create()) past their timeout */
+  expired: number;
+  /** unreplied flows dropped to make room */
+  evicted: number;
+  /** create() refused: full and nothing evictable */
+  full: number;
+  /** create() refused: a tuple already belongs to a flow */
+  clash: number;
+  /** keys looked up (lookup, lookupBulk) / found */
+  searched: number;
+  found: number;
+}
+
+/** flow record: 16 int32 words; meta word, wraps word; f64 / u32 positions */
+const W_META = 6;
+const W_WRAPS = 7;
+const F_EXP = 4; // Float64 index within the record (words 8–9)
+const F_BYTES = 5; // 5 orig, 6 reply
+const U_PKTS = 14; // Uint32 word: 14 orig, 15 reply
+/** meta word: proto (bits 0–7), state (8–15), flags */
+const F_USED = 1 << 16;
+const F_REPLIED = 1 << 17;
+const F_ASSURED = 1 << 18;
+const EMPTY = -1;
+/** flows scanned by create() on a full table */
+const EVICT_SCAN = 64;
+/** int32 words per key of lookupBulk() */
+export const KEY_STRIDE = 8;
+
+export class Conntrack {
+  readonly capacity: number;
+  readonly index: TupleIndex;
+  /** the index's records (see TupleIndex) */
+  readonly idx: Int32Array;
+  /** flow records, 16 words each (see the header) */
+  readonly rec: Int32Array;
+  readonly recU: Uint32Array;
+  readonly recF: Float64Array;
+  readonly mark: Uint32Array;
+  readonly timeouts: Readonly<Timeouts>;
+  readonly counters: ConntrackCounters = {
+    inserted: 0, deleted: 0, expired: 0, evicted: 0, full: 0, clash: 0, searched: 0, found: 0, // prettier-ignore
+  };
+  /** TCP timeout by state */
+  private readonly tcpTimeout: Float64Array;
+  private readonly freeIds: Int32Array;
+  private freeTop: number;
+  private evictCursor = 0;
+  private tickCursor = 0;
+  private readonly tickSlice: number;
+  /** xor of the words lookupBulk touched (kept so the touches are not optimised away) */
+  touched = 0;
+
+  constructor(opts: ConntrackOptions = {}) {
+    const cap = opts.capacity ?? 131072;
+    if (!(cap >= 1 && cap <= 1 << 22) || !Number.isInteger(cap)) throw new Error('conntrack capacity must be 1..2^22');
+    this.capacity = cap;
+    let slots = 8;
+    while (slots < 4 * cap) slots *= 2;
+    const seed = opts.seed ?? (Math.random() * 0x100000000) >>> 0;
+    this.rec = new Int32Array(cap * 16);
+    this.index = new TupleIndex(slots, seed, this.rec);
+    this.idx = this.index.idx;
+    this.recU = new Uint32Array(this.rec.buffer);
+    this.recF = new Float64Array(this.rec.buffer);
+    for (let f = 0; f < cap; f++) this.recF[(f << 3) + F_EXP] = Infinity;
+    this.mark = new Uint32Array(cap);
+    this.freeIds = new Int32Array(cap);
+    for (let i = 0; i < cap; i++) this.freeIds[i] = cap - 1 - i;
+    this.freeTop = cap;
+    this.tickSlice = Math.max(4096, Math.ceil(cap / 4));
+    const t = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
+    this.timeouts = t;
+    this.tcpTimeout = Float64Array.from([t.tcpClose, t.tcpSynSent, t.tcpSynRecv, t.tcpEstablished, t.tcpFinWait, t.tcpCloseWait, t.tcpLastAck, t.tcpTimeWait, t.tcpClose]); // prettier-ignore
+  }
+
+  get size(): number {
+    return this.capacity - this.freeTop;
+  }
+
+  /** Total bytes of the table's typed arrays. */
+  get tableBytes(): number {
+    return this.idx.byteLength + this.rec.byteLength + this.mark.byteLength + this.freeIds.byteLength;
+  }
+
+  // ----------------------------------------------------------------- hot
+
+  /** (flow << 1) | dir of the flow holding this tuple, or −1. */
+  lookup(proto: number, srcIp: number, srcPort: number, dstIp: number, dstPort: number): number {
+    return this.find(proto, srcIp | 0, dstIp | 0, (srcPort << 16) | dstPort);
+  }
+
+  /** lookup() with int32 addresses and the ports packed as srcPort << 16 | dstPort (as read from a TCP/UDP header). */
+  find(proto: number, s: number, d: number, p: number): number {
+    const ix = this.index;
+    const idx = this.idx;
+    const rec = this.rec;
+    const mask = ix.mask;
+    const c = this.counters;
+    c.searched++;
+    // inline TupleIndex.hash/probeFrom
+    const h = Math.imul(s ^ ix.k0, 0x9e3779b1) ^ Math.imul(d ^ ix.k1, 0x85ebca77) ^ Math.imul(p ^ ix.k2, 0xc2b2ae3d) ^ proto; // prettier-ignore
+    const tag = Math.imul(h ^ (h >>> 16), 0x7feb352d);
+    let i = tag >>> ix.shift;
+    for (;;) {
+      const ref = idx[(i << 1) | 1];
+      if (ref === EMPTY) return -1;
+      if (idx[i << 1] === tag) {
+        const fb = (ref >> 1) << 4;
+        const b = fb + (ref & 1) * 3;
+        if (rec[b] === s && rec[b + 1] === d && rec[b + 2] === p && (rec[fb | W_META] & 0xff) === proto) {
+          c.found++;
+          return ref;
+        }
+      }
+      i = (i + 1) & mask;
+    }
+  }
+
+  /**
+   * Bulk lookup of a batch of n keys held in `keys`, KEY_STRIDE words a
+   * key: [src, dst, ports, proto, ref, scratch, free, free] (addresses
+   * int32, ports srcPort << 16 | dstPort). Writes each key's ref ((flow <<
+   * 1) | dir, or −1) into its word 4; words 6–7 are the caller's (e.g. the
+   * frame handle and the packet's L3 offset). Returns the hits. Same answers
+   * as find(), but the cache misses of the batch overlap: every key is
+   * hashed and its index line touched first, then all are probed by tag
+   * (touching each candidate's flow record), then the candidates are
+   * confirmed against their records — the lines translate()/seen() read next.
+   */
+  lookupBulk(keys: Int32Array, n: number): number {
+    const ix = this.index;
+    const idx = this.idx;
+    const rec = this.rec;
+    const mask = ix.mask | 0;
+    const shift = ix.shift | 0;
+    const k0 = ix.k0 | 0;
+    const k1 = ix.k1 | 0;
+    const k2 = ix.k2 | 0;
+    const end = n * KEY_STRIDE;
+    let touched = 0;
+    let hits = 0;
+    // 1: tag of every key into word 4
+    for (let b = 0; b < end; b += KEY_STRIDE) {
+      const h = Math.imul(keys[b] ^ k0, 0x9e3779b1) ^ Math.imul(keys[b + 1] ^ k1, 0x85ebca77) ^ Math.imul(keys[b + 2] ^ k2, 0xc2b2ae3d) ^ keys[b + 3]; // prettier-ignore
+      keys[b + 4] = Math.imul(h ^ (h >>> 16), 0x7feb352d);
+    }
+    // 2: touch every home slot (a loop this short keeps many misses in flight)
+    for (let b = 4; b < end; b += KEY_STRIDE) touched ^= idx[((keys[b] >>> shift) << 1) | 1];
+    // 3: probe by tag; candidate ref into word 4, its slot into word 5
+    for (let b = 0; b < end; b += KEY_STRIDE) {
+      const tag = keys[b + 4];
+      let i = tag >>> shift;
+      let ref = -1;
+      for (;;) {
+        const r = idx[(i << 1) | 1];
+        if (r === EMPTY) break;
+        if (idx[i << 1] === tag) {
+          ref = r;
+          break;
+        }
+        i = (i + 1) & mask;
+      }
+      keys[b + 4] = ref;
+      keys[b + 5] = i;
+    }
+    // 4: touch every candidate's flow record
+    for (let b = 4; b < end; b += KEY_STRIDE) {
+      const ref = keys[b];
+      if (ref >= 0) touched ^= rec[((ref >> 1) << 4) | W_META];
+    }
+    // 5: confirm each candidate against its record
+    for (let b = 0; b < end; b += KEY_STRIDE) {
+      const ref = keys[b + 4];
+      if (ref < 0) continue;
+      const fb = (ref >> 1) << 4;
+      const o = fb + (ref & 1) * 3;
+      if (rec[o] === keys[b] && rec[o + 1] === keys[b + 1] && rec[o + 2] === keys[b + 2] && (rec[fb | W_META] & 0xff) === keys[b + 3]) hits++; // prettier-ignore
+      else {
+        // a tag collision (about 2^-32 a probe): go on probing after it
+        const proto = keys[b + 3], s = keys[b], d = keys[b + 1], p = keys[b + 2]; // prettier-ignore
+        const slot = ix.probeFrom(ix.hash(proto, s, d, p), keys[b + 5], proto, s, d, p);
+        keys[b + 4] = slot < 0 ? -1 : idx[(slot << 1) | 1];
+        if (slot >= 0) hits++;
+      }
+    }
+    this.touched = touched;
+    const c = this.counters;
+    c.searched += n;
+    c.found += hits;
+    return hits;
+  }
+
+  /**
+   * A packet of `flow` went by in `dir`: count it, mark the flow replied
+   * (REPLY), step the TCP state machine with the segment's flags (0 for
+   * other protocols) and push the expiry to now + the state's timeout.
+   */
+  seen(flow: number, dir: number, tcpFlags: number, bytes: number, now: number): void {
+    const rec = this.rec;
+    const b = flow << 4;
+    let meta = rec[b | W_META];
+    const proto = meta & 0xff;
+    let timeout: number;
+    if (proto === 6) {
+      const st = (meta >>> 8) & 0xff;
+      const next = TCP_NEXT[(dir * 6 + tcpClass(tcpFlags)) * TCP_NSTATES + st];
+      if (next === TcpState.SYN_SENT && st >= TcpState.TIME_WAIT) {
+        // reopened: a new connection on the same tuples
+        meta &= ~(F_REPLIED | F_ASSURED);
+        this.clearAcct(flow);
+      }
+      if (dir === 1) meta |= F_REPLIED;
+      if (next === TcpState.ESTABLISHED && (meta & F_REPLIED) !== 0) meta |= F_ASSURED;
+      meta = (meta & ~0xff00) | (next << 8);
+      timeout = this.tcpTimeout[next];
+    } else {
+      if (dir === 1) meta |= F_REPLIED | F_ASSURED;
+      const t = this.timeouts;
+      timeout = proto === 17 ? ((meta & F_REPLIED) !== 0 ? t.udpStream : t.udp) : proto === 1 ? t.icmp : t.generic;
+    }
+    rec[b | W_META] = meta;
+    const recF = this.recF;
+    const fb = flow << 3;
+    recF[fb + F_EXP] = now + timeout;
+    recF[fb + F_BYTES + dir] += bytes;
+    const recU = this.recU;
+    if (++recU[b + U_PKTS + dir] === 0) this.wrapped(flow, dir); // 2^32 packets: count the wrap (cold)
+  }
+
+  // per-flow fields
+  proto(flow: number): number {
+    return this.rec[(flow << 4) | W_META] & 0xff;
+  }
+  srcIp(flow: number, dir: number): number {
+    return this.rec[(flow << 4) + dir * 3] >>> 0;
+  }
+  dstIp(flow: number, dir: number): number {
+    return this.rec[(flow << 4) + dir * 3 + 1] >>> 0;
+  }
+  srcPort(flow: number, dir: number): number {
+    return this.rec[(flow << 4) + dir * 3 + 2] >>> 16;
+  }
+  dstPort(flow: number, dir: number): number {
+    return this.rec[(flow << 4) + dir * 3 + 2] & 0xffff;
+  }
+  state(flow: number): number {
+    return (this.rec[(flow << 4) | W_META] >>> 8) & 0xff;
+  }
+  replied(flow: number): boolean {
+    return (this.rec[(flow << 4) | W_META] & F_REPLIED) !== 0;
+  }
+  assured(flow: number): boolean {
+    return (this.rec[(flow << 4) | W_META] & F_ASSURED) !== 0;
+  }
+  expires(flow: number): number {
+    return this.recF[(flow << 3) + F_EXP];
+  }
+  packets(flow: number, dir: number): number {
+    const wraps = (this.rec[(flow << 4) | W_WRAPS] >>> (dir << 4)) & 0xffff;
+    return wraps * 0x100000000 + this.recU[(flow << 4) + U_PKTS + dir];
+  }
+  bytes(flow: number, dir: number): number {
+    return this.recF[(flow << 3) + F_BYTES + dir];
+  }
+  /** The flow id is allocated (a live flow). */
+  inUse(flow: number): boolean {
+    return flow >= 0 && flow < this.capacity && (this.rec[(flow << 4) | W_META] & F_USED) !== 0;
+  }
+
+  // ---------------------------------------------------------------- cold
+
+  /** Some flow has this tuple (either direction). Counts nothing. */
+  tupleInUse(proto: number, srcIp: number, srcPort: number, dstIp: number, dstPort: number): boolean {
+    return this.index.slotOf(proto, srcIp | 0, dstIp | 0, (srcPort << 16) | dstPort) >= 0;
+  }
+
+  /**
+   * A new flow with these tuples, first expiry at now + the protocol's
+   * initial timeout; its id, or −1 when the table is full and nothing could
+   * be evicted (counters.full) or a tuple is taken (counters.clash).
+   */
+  create(
+    proto: number,
+    oSrcIp: number, oSrcPort: number, oDstIp: number, oDstPort: number, // prettier-ignore
+    rSrcIp: number, rSrcPort: number, rDstIp: number, rDstPort: number, // prettier-ignore
+    now: number,
+  ): number {
+    proto &= 0xff;
+    const os = oSrcIp | 0, od = oDstIp | 0, op = ((oSrcPort & 0xffff) << 16) | (oDstPort & 0xffff); // prettier-ignore
+    const rs = rSrcIp | 0, rd = rDstIp | 0, rp = ((rSrcPort & 0xffff) << 16) | (rDstPort & 0xffff); // prettier-ignore
+    const ix = this.index;
+    if (ix.slotOf(proto, os, od, op) >= 0 || ix.slotOf(proto, rs, rd, rp) >= 0 || (os === rs && od === rd && op === rp)) {
+      this.counters.clash++;
+      return -1;
+    }
+    if (this.freeTop === 0 && !this.reclaim(now)) {
+      this.counters.full++;
+      return -1;
+    }
+    const f = this.freeIds[--this.freeTop];
+    const b = f << 4;
+    const rec = this.rec;
+    rec[b] = os;
+    rec[b + 1] = od;
+    rec[b + 2] = op;
+    rec[b + 3] = rs;
+    rec[b + 4] = rd;
+    rec[b + 5] = rp;
+    rec[b | W_META] = proto | (TcpState.NONE << 8) | F_USED;
+    this.clearAcct(f);
+    this.mark[f] = 0;
+    const t = this.timeouts;
+    this.recF[(f << 3) + F_EXP] = now + (proto === 6 ? t.tcpSynSent : proto === 17 ? t.udp : proto === 1 ? t.icmp : t.generic); // prettier-ignore
+    ix.insert(proto, os, od, op, f << 1);
+    ix.insert(proto, rs, rd, rp, (f << 1) | 1);
+    this.counters.inserted++;
+    return f;
+  }
+
+  /** Remove a live flow (both tuples). */
+  remove(flow: number): void {
+    if (!this.inUse(flow)) return;
+    this.drop(flow);
+    this.counters.deleted++;
+  }
+
+  /**
+   * Expire flows with expires ≤ now among the next slice of flow ids
+   * (incremental; call about once a second). Returns how many expired.
+   */
+  tick(now: number): number {
+    const recF = this.recF;
+    const cap = this.capacity;
+    const n = Math.min(this.tickSlice, cap);
+    let cur = this.tickCursor;
+    let expired = 0;
+    for (let k = 0; k < n; k++) {
+      if (recF[(cur << 3) + F_EXP] <= now) {
+        this.drop(cur);
+        expired++;
+      }
+      if (++cur === cap) cur = 0;
+    }
+    this.tickCursor = cur;
+    this.counters.expired += expired;
+    return expired;
+  }
+
+  /** Every live flow (cold, for the API and `conntrack -L`-style output). */
+  list(now: number): FlowInfo[] {
+    const out: FlowInfo[] = [];
+    for (let f = 0; f < this.capacity; f++) if (this.inUse(f)) out.push(flowInfo(this, f, now));
+    return out;
+  }
+
+  /** Cold: formatConntrack(list(now)). */
+  format(now: number): string {
+    return formatConntrack(this.list(now));
+  }
+
+  // ------------------------------------------------------------ internal
+
+  private clearAcct(f: number): void {
+    this.rec.fill(0, (f << 4) | W_WRAPS, (f << 4) + 16);
+    this.recF[(f << 3) + F_EXP] = Infinity; // words 8–9 were just zeroed; the caller sets the expiry
+  }
+
+  private wrapped(flow: number, dir: number): void {
+    const w = (flow << 4) | W_WRAPS;
+    this.rec[w] += 1 << (dir << 4);
+  }
+
+  /** Free a live flow: both index entries, its id back on the stack. */
+  private drop(f: number): void {
+    const rec = this.rec;
+    const b = f << 4;
+    const proto = rec[b | W_META] & 0xff;
+    this.index.remove(proto, rec[b], rec[b + 1], rec[b + 2], f << 1);
+    this.index.remove(proto, rec[b + 3], rec[b + 4], rec[b + 5], (f << 1) | 1);
+    rec[b | W_META] = 0;
+    this.recF[(f << 3) + F_EXP] = Infinity;
+    this.freeIds[this.freeTop++] = f;
+  }
+
+  /**
+   * Full table: free one flow among the next EVICT_SCAN from the cursor — an
+   * expired one at once, else the unreplied one closest to expiry. False when
+   * none of them may go.
+   */
+  private reclaim(now: number): boolean {
+    const rec = this.rec;
+    const recF = this.recF;
+    const cap = this.capacity;
+    let cur = this.evictCursor;
+    let best = -1;
+    let bestExp = Infinity;
+    let expired = false;
+    for (let k = Math.min(EVICT_SCAN, cap); k > 0; k--) {
+      const f = cur;
+      if (++cur === cap) cur = 0;
+      const meta = rec[(f << 4) | W_META];
+      if ((meta & F_USED) === 0) continue;
+      const e = recF[(f << 3) + F_EXP];
+      if (e <= now) {
+        best = f;
+        expired = true;
+        break;
+      }
+      if ((meta & F_REPLIED) === 0 && e < bestExp) {
+        best = f;
+        bestExp = e;
+      }
+    }
+    if (best < 0) {
+      this.evictCursor = cur;
+      return false;
+    }
+    // go on right after the chosen flow, so runs of replied flows cost one
+    // refusal per 64 and runs of unreplied ones are used up one by one
+    this.evictCursor = best + 1 === cap ? 0 : best + 1;
+    this.drop(best);
+    if (expired) this.counters.expired++;
+    else this.counters.evicted++;
+    return true;
+  }
+}
