@@ -127,6 +127,14 @@ describe.runIf(root)('bridge networks with real traffic', () => {
     expect(r.stderr).toMatch(/WARNING: Published ports are discarded/);
   });
 
+  it('answers "net unreachable" for outside destinations when the daemon has no uplink', () => {
+    d.ok('network', 'create', '--subnet', '10.200.7.0/24', 'nout');
+    d.ok('run', '--name', 'no1', '--network', 'nout');
+    const r = d.exec('no1', 'ping', '-c', '1', '-W', '2', '203.0.113.9');
+    expect(r.code).not.toBe(0);
+    expect(r.stdout).toMatch(/From 10\.200\.7\.1 .*Destination Net Unreachable/);
+  });
+
   it('uses the default bridge 172.17.0.0/16 when no network is given', () => {
     d.ok('run', '--name', 'd1');
     d.ok('run', '--name', 'd2');

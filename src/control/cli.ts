@@ -229,6 +229,23 @@ export async function main(argv: string[]): Promise<number> {
       }
     });
   program
+    .command('port')
+    .description("list a container's published ports")
+    .argument('<name>')
+    .action(async (name: string) => {
+      const r = await client().request<{ lines: string[] }>('GET', `/containers/${encodeURIComponent(name)}/port`);
+      if (r.lines.length) process.stdout.write(r.lines.join('\n') + '\n');
+    });
+  program
+    .command('conntrack')
+    .description('list tracked connections, like conntrack -L')
+    .option('--json', 'machine-readable', false)
+    .action(async (o) => {
+      const r = await client().request<{ text: string; flows: unknown[] }>('GET', '/conntrack');
+      if (o.json) print(r.flows);
+      else process.stdout.write(r.text);
+    });
+  program
     .command('stats')
     .description('per-network and per-port counters')
     .option('--json', 'machine-readable', false)

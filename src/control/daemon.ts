@@ -9,11 +9,25 @@ import http from 'node:http';
 import net from 'node:net';
 import { dirname, join } from 'node:path';
 import pino, { type Logger } from 'pino';
+import { formatConntrack } from '../nat/conntrack.js';
 import { macToNumber, parseIp } from '../services/ipam.js';
 import { inspectContainer, inspectNetwork, networkLsTable, psTable } from './format.js';
-import { networkMtu, networkPrefixLen, outboundEndpoint, State, type Container, type Network } from './model.js';
+import {
+  formatPortBinding,
+  HOST_MODE_PORTS_WARNING,
+  networkIcc,
+  networkMtu,
+  networkPrefixLen,
+  outboundEndpoint,
+  parsePublish,
+  State,
+  type Container,
+  type Network,
+  type PortBinding,
+} from './model.js';
 import { Runtime } from './runtime.js';
 import { statsTable, type StatsReport } from './stats.js';
+import { parseUplink } from './uplink.js';
 
 export interface DaemonOptions {
   socket: string;
@@ -71,9 +85,26 @@ export class Daemon {
     return c.networkMode === 'host' ? null : this.opts.netnsPrefix + c.name;
   }
 
-  private bringUpNetwork(n: Network): void {
+  private async bringUpNetwork(n: Network): Promise<void> {
     if (n.driver !== 'bridge') return;
-    this.runtime.addBridge({ id: n.id, name: n.name, gatewayIp: parseIp(n.gateway!), gatewayMac: macToNumber(n.gatewayMac), mtu: networkMtu(n) });
+    await this.runtime.addBridge(
+      {
+        id: n.id,
+        name: n.name,
+        gatewayIp: parseIp(n.gateway!),
+        gatewayMac: macToNumber(n.gatewayMac),
+        prefixLen: networkPrefixLen(n),
+        mtu: networkMtu(n),
+        internal: n.internal,
+        icc: networkIcc(n),
+      },
+      n.subnet!,
+    );
+  }
+
+  /** A published port's target: the container's address on the network it was created on. */
+  private publishSpec(c: Container, p: PortBinding) {
+    return { proto: p.proto, hostIp: p.hostIp, hostPort: p.hostPort, targetIp: c.endpoints[0].ip, targetPort: p.containerPort };
   }
 
   /** The egress route: the first non-internal network in lexical order of name. */
@@ -91,14 +122,31 @@ export class Daemon {
         await this.runtime.plug(c.id, n.id, { ifname: ep.ifname, mac: ep.mac, cidr: `${ep.ip}/${networkPrefixLen(n)}` });
       }
       await this.routeContainer(c);
+      const done: PortBinding[] = [];
+      try {
+        for (const p of c.ports) {
+          await this.runtime.publish(this.publishSpec(c, p));
+          done.push(p);
+        }
+      } catch (e) {
+        for (const p of done) await this.runtime.unpublish(this.publishSpec(c, p));
+        throw e;
+      }
     } catch (e) {
       await this.runtime.removeContainer(c.id);
       throw e;
     }
   }
 
+  private async bringDownContainer(c: Container): Promise<void> {
+    for (const p of c.ports) await this.runtime.unpublish(this.publishSpec(c, p)).catch(() => undefined);
+    await this.runtime.removeContainer(c.id);
+  }
+
   async start(): Promise<void> {
-    for (const n of this.state.networks()) this.bringUpNetwork(n);
+    if (this.opts.uplink) this.runtime.setUplink(parseUplink(this.opts.uplink));
+    await this.runtime.setHostLink();
+    for (const n of this.state.networks()) await this.bringUpNetwork(n);
     for (const c of this.state.containers()) {
       try {
         await this.bringUpContainer(c);
@@ -209,7 +257,13 @@ export class Daemon {
             options: b.options ?? {},
             labels: b.labels ?? {},
           });
-          this.bringUpNetwork(n);
+          try {
+            await this.bringUpNetwork(n);
+          } catch (e) {
+            this.runtime.removeNetwork(n.id, n.subnet ?? undefined);
+            this.state.removeNetwork(n.id);
+            throw e;
+          }
           this.persist();
           this.log.info({ network: n.name, subnet: n.subnet }, 'network created');
           return this.inspectNet(n);
@@ -220,7 +274,7 @@ export class Daemon {
       case 'DELETE networks/:x':
         return this.serial(async () => {
           const n = this.state.removeNetwork(p[1]);
-          this.runtime.removeNetwork(n.id);
+          this.runtime.removeNetwork(n.id, n.subnet ?? undefined);
           this.persist();
           return { removed: n.name };
         });
@@ -228,7 +282,7 @@ export class Daemon {
         if (p[1] !== 'prune') break;
         return this.serial(async () => {
           const removed = this.state.prune();
-          for (const n of removed) this.runtime.removeNetwork(n.id);
+          for (const n of removed) this.runtime.removeNetwork(n.id, n.subnet ?? undefined);
           this.persist();
           return { removed: removed.map((n) => n.name) };
         });
@@ -270,12 +324,10 @@ export class Daemon {
         const b = await this.body(req);
         return this.serial(async () => {
           const warnings: string[] = [];
-          const publish: string[] = b.publish ?? [];
-          if (publish.length) {
-            if (b.network === 'host' || b.network === 'none')
-              warnings.push(`Published ports are discarded when using ${b.network} network mode`);
-            else throw new HttpError(400, 'publishing ports (-p) needs the NAT dataplane, which is not built yet');
-          }
+          const publish: string[] = Array.isArray(b.publish) ? b.publish : [];
+          const ports = publish.map((spec) => parsePublish(String(spec)));
+          const mode = b.network === 'host' || b.network === 'none';
+          if (ports.length && mode) warnings.push(b.network === 'host' ? HOST_MODE_PORTS_WARNING : 'Published ports are discarded when using none network mode');
           const c = this.state.createContainer({
             name: b.name,
             network: b.network ?? 'bridge',
@@ -283,6 +335,7 @@ export class Daemon {
             aliases: b.aliases ?? [],
             hostname: b.hostname,
             mac: b.mac,
+            ports: mode ? [] : ports,
           });
           try {
             await this.bringUpContainer(c);
@@ -300,11 +353,19 @@ export class Daemon {
       case 'DELETE containers/:x':
         return this.serial(async () => {
           const c = this.state.findContainer(p[1]);
-          await this.runtime.removeContainer(c.id);
+          await this.bringDownContainer(c);
           this.state.removeContainer(c.id);
           this.persist();
           return { removed: c.name };
         });
+      case 'GET containers/:x/port': {
+        const c = this.state.findContainer(p[1]);
+        return { lines: c.ports.map((b) => `${b.containerPort}/${b.proto} -> ${b.hostIp}:${b.hostPort}`), bindings: c.ports.map(formatPortBinding) };
+      }
+      case 'GET conntrack': {
+        const flows = this.runtime.conntrack.list(this.runtime.engine.clock());
+        return { flows, text: formatConntrack(flows) };
+      }
       case 'GET stats': {
         const report = this.stats();
         return table ? { table: statsTable(report) } : report;
@@ -335,13 +396,22 @@ export class Daemon {
         name: n.name,
         macEntries: live.sw.macTable().length,
         switch: live.sw.counters.snapshot(),
-        gateway: live.gateway.counters.snapshot(),
+        gateway: rt.router.ifaceCounters(live.iface).snapshot(),
         ports,
       });
     }
+    const links = [];
+    for (const [name, link] of [
+      ['uplink', rt.uplink],
+      ['host-link', rt.hostLink],
+    ] as const)
+      if (link) links.push({ name: `${name} ${link.dev.ifname}`, ...link.dev.port.counters.snapshot() });
     return {
       pool: { capacity: rt.pool.capacity, inUse: rt.pool.inUse, exhausted: rt.pool.exhausted },
       breaths: rt.engine.breaths,
+      router: rt.router.counters.snapshot(),
+      conntrack: { flows: rt.conntrack.size, capacity: rt.conntrack.capacity },
+      links,
       networks,
     };
   }
@@ -381,7 +451,6 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
   }
   const log = pino({ level: opts.logLevel, base: { pid: process.pid } }, pino.destination(2));
   for (const [flag, v] of [
-    ['--uplink', opts.uplink],
     ['--cluster', opts.cluster],
     ['--advertise', opts.advertise],
   ] as const)

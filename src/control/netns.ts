@@ -89,3 +89,17 @@ export async function setDefaultRoute(netns: string, gateway: string | null, ifn
   }
   await sh('ip', ['-n', netns, 'route', 'replace', 'default', 'via', gateway, 'dev', ifname!]);
 }
+
+/** The host link's kernel side, in the daemon's own namespace: address and up. */
+export async function configureHostLink(ifname: string, cidr: string): Promise<void> {
+  await sh('ip', ['-batch', '-'], `addr add ${cidr} dev ${ifname}\nlink set dev ${ifname} up\n`);
+}
+
+/** A route in the daemon's namespace (to a network's subnet through the host link). */
+export async function setRoute(subnet: string, via: string, dev: string): Promise<void> {
+  await sh('ip', ['route', 'replace', subnet, 'via', via, 'dev', dev]);
+}
+
+export async function deleteRoute(subnet: string): Promise<void> {
+  await sh('ip', ['route', 'del', subnet]);
+}

@@ -11,9 +11,30 @@ import { FramePool } from '../dataplane/pool.js';
 import { Port, PortIds } from '../dataplane/port.js';
 import { BridgeNetwork, type BridgeSpec, type DataplaneContext } from '../drivers/bridge.js';
 import { loadNative, type NativeAddon } from '../io/native.js';
+import { PacketDevice } from '../io/packet-device.js';
 import { TapDevice } from '../io/tap-device.js';
+import { Conntrack } from '../nat/conntrack.js';
+import { NatRewriter } from '../nat/nat.js';
+import { UserlandProxy } from '../nat/proxy.js';
+import { Router } from '../router/router.js';
+import { formatIp, parseIp as parseIpNum } from '../services/ipam.js';
 import { CaptureSession, SinkSet } from './capture.js';
 import * as netns from './netns.js';
+import type { UplinkSpec } from './uplink.js';
+
+/** The host link (like docker0): the daemon's namespace reaches containers through it. */
+export const HOST_LINK = { kernelIp: '198.19.255.253', routerIp: 0xc613fffe /* 198.19.255.254 */, prefixLen: 30 } as const;
+/** usernet's own MACs on the uplink TAP and the host link (locally administered) */
+const UPLINK_MAC = 0x02756e000001;
+const HOST_LINK_MAC = 0x02756e000002;
+
+export interface PublishSpec {
+  proto: 'tcp' | 'udp';
+  hostIp: string;
+  hostPort: number;
+  targetIp: string;
+  targetPort: number;
+}
 
 export interface EndpointPlug {
   ifname: string;
@@ -43,8 +64,14 @@ export class Runtime {
   readonly seed = randomInt(0, 0x7fffffff);
   readonly networks = new Map<string, BridgeNetwork>();
   readonly containers = new Map<string, LiveContainer>();
+  readonly conntrack: Conntrack;
+  readonly router: Router;
+  uplink: { spec: UplinkSpec; dev: TapDevice | PacketDevice; iface: number } | null = null;
+  hostLink: { dev: TapDevice; iface: number } | null = null;
   private readonly ctx: DataplaneContext;
   private readonly networkSinks = new Map<string, SinkSet>();
+  /** userland proxies by "proto/hostIp/hostPort" */
+  private readonly proxies = new Map<string, UserlandProxy>();
 
   constructor(
     private readonly log: Logger,
@@ -54,19 +81,93 @@ export class Runtime {
     this.pool = new FramePool({ capacity: poolSlots, slotSize: 2048, headroom: 128 });
     this.native.bindPool(this.pool.buffer, this.pool.offsets, this.pool.lengths, this.pool.slotSize, this.pool.headroom);
     this.engine = new Engine();
+    this.conntrack = new Conntrack({ capacity: 131072, seed: this.seed });
+    this.router = new Router(this.pool, this.conntrack, new NatRewriter(this.pool, this.conntrack), { seed: this.seed });
+    this.engine.addElement(this.router);
     this.engine.start();
-    this.ctx = { pool: this.pool, engine: this.engine, portIds: this.portIds, seed: this.seed };
+    this.ctx = { pool: this.pool, engine: this.engine, portIds: this.portIds, router: this.router, seed: this.seed };
   }
 
-  addBridge(spec: BridgeSpec): void {
-    if (this.networks.has(spec.id)) return;
+  private addDevice(dev: TapDevice | PacketDevice): void {
+    this.engine.addDevice(dev);
+    dev.watch(() => this.engine.readyNow());
+  }
+
+  /** The outside: a TAP the daemon creates (the user places its kernel side) or an existing interface over AF_PACKET. */
+  setUplink(spec: UplinkSpec): void {
+    const port = new Port(this.portIds.alloc(), `uplink:${spec.name}`);
+    const dev = spec.kind === 'tap' ? new TapDevice(this.native, this.pool, port, spec.name) : new PacketDevice(this.native, this.pool, port, spec.name);
+    const mac = spec.kind === 'tap' ? UPLINK_MAC : (dev as PacketDevice).mac;
+    const iface = this.router.addInterface({ kind: 'uplink', port, side: 'device', ip: spec.ip, prefixLen: spec.prefixLen, mac, mtu: 1500, gateway: spec.gateway });
+    this.addDevice(dev);
+    this.uplink = { spec, dev, iface };
+    this.log.info({ uplink: spec.name, kind: spec.kind, ip: `${formatIp(spec.ip)}/${spec.prefixLen}` }, 'uplink attached');
+  }
+
+  /** The host link: a TAP in the daemon's namespace, addressed, with a route to each network through the router. */
+  async setHostLink(): Promise<void> {
+    const port = new Port(this.portIds.alloc(), 'host-link');
+    const dev = new TapDevice(this.native, this.pool, port, 'usernet%d');
+    try {
+      await netns.configureHostLink(dev.ifname, `${HOST_LINK.kernelIp}/${HOST_LINK.prefixLen}`);
+    } catch (e) {
+      dev.close();
+      throw e;
+    }
+    const iface = this.router.addInterface({
+      kind: 'host',
+      port,
+      side: 'device',
+      ip: HOST_LINK.routerIp,
+      prefixLen: HOST_LINK.prefixLen,
+      mac: HOST_LINK_MAC,
+      mtu: 1500,
+    });
+    this.addDevice(dev);
+    this.hostLink = { dev, iface };
+  }
+
+  addBridge(spec: BridgeSpec, subnet: string): Promise<void> {
+    if (this.networks.has(spec.id)) return Promise.resolve();
     this.networks.set(spec.id, new BridgeNetwork(this.ctx, spec));
     this.log.debug({ network: spec.name }, 'bridge network up');
+    if (!this.hostLink) return Promise.resolve();
+    return netns.setRoute(subnet, formatIp(HOST_LINK.routerIp), this.hostLink.dev.ifname);
   }
 
-  removeNetwork(id: string): void {
+  /** Published port: DNAT at usernet's addresses (0.0.0.0 or the uplink address) and/or a userland proxy on 127.0.0.1. */
+  async publish(p: PublishSpec): Promise<void> {
+    const proto = p.proto === 'tcp' ? 6 : 17;
+    const viaRouter = p.hostIp === '0.0.0.0' || (this.uplink !== null && p.hostIp === formatIp(this.uplink.spec.ip));
+    const viaProxy = p.hostIp === '0.0.0.0' || p.hostIp === '127.0.0.1';
+    if (!viaRouter && !viaProxy) {
+      const ups = this.uplink ? `, ${formatIp(this.uplink.spec.ip)}` : '';
+      throw new Error(`cannot publish on ${p.hostIp}: usernet's addresses are 0.0.0.0, 127.0.0.1${ups}`);
+    }
+    if (viaProxy) {
+      const key = `${p.proto}/127.0.0.1/${p.hostPort}`;
+      const proxy = new UserlandProxy();
+      await proxy.start({ proto: p.proto, hostIp: '127.0.0.1', hostPort: p.hostPort, targetIp: p.targetIp, targetPort: p.targetPort });
+      this.proxies.set(key, proxy);
+    }
+    if (viaRouter) this.router.publish({ proto, hostPort: p.hostPort, targetIp: parseIpNum(p.targetIp), targetPort: p.targetPort });
+  }
+
+  async unpublish(p: PublishSpec): Promise<void> {
+    const proto = p.proto === 'tcp' ? 6 : 17;
+    if (p.hostIp !== '127.0.0.1') this.router.unpublish({ proto, hostPort: p.hostPort, targetIp: parseIpNum(p.targetIp), targetPort: p.targetPort });
+    const key = `${p.proto}/127.0.0.1/${p.hostPort}`;
+    const proxy = this.proxies.get(key);
+    if (proxy) {
+      this.proxies.delete(key);
+      await proxy.stop();
+    }
+  }
+
+  removeNetwork(id: string, subnet?: string): void {
     const n = this.networks.get(id);
     if (!n) return;
+    if (subnet && this.hostLink) void netns.deleteRoute(subnet).catch(() => undefined);
     const sinks = this.networkSinks.get(id);
     if (sinks) for (const s of [...sinks.sessions]) s.finish();
     n.destroy();
@@ -107,8 +208,7 @@ export class Runtime {
       throw e;
     }
     net.attach(port);
-    this.engine.addDevice(dev);
-    dev.watch(() => this.engine.readyNow());
+    this.addDevice(dev);
     c.endpoints.push({ networkId, ifname: ep.ifname, dev });
     this.engine.wake();
   }
@@ -148,8 +248,18 @@ export class Runtime {
   }
 
   async shutdown(): Promise<void> {
+    for (const proxy of this.proxies.values()) await proxy.stop().catch(() => undefined);
+    this.proxies.clear();
     for (const id of [...this.containers.keys()]) await this.removeContainer(id);
     for (const id of [...this.networks.keys()]) this.removeNetwork(id);
+    for (const link of [this.uplink, this.hostLink]) {
+      if (!link) continue;
+      this.router.removeInterface(link.iface);
+      this.engine.removeDevice(link.dev);
+      link.dev.close();
+    }
+    this.uplink = null;
+    this.hostLink = null;
     this.engine.stop();
   }
 

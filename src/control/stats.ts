@@ -4,6 +4,9 @@ import type { CounterSnapshot } from '../dataplane/counters.js';
 export interface StatsReport {
   pool: { capacity: number; inUse: number; exhausted: number };
   breaths: number;
+  router: CounterSnapshot;
+  conntrack: { flows: number; capacity: number };
+  links: Array<{ name: string } & CounterSnapshot>;
   networks: Array<{
     name: string;
     macEntries: number;
@@ -23,6 +26,8 @@ export function statsTable(r: StatsReport): string {
   const rows: string[][] = [['NETWORK', 'PORT', 'RX PKTS', 'RX BYTES', 'TX PKTS', 'TX BYTES', 'DROPS', 'DROP REASONS']];
   const row = (net: string, port: string, c: CounterSnapshot) =>
     rows.push([net, port, String(c.rxPackets), String(c.rxBytes), String(c.txPackets), String(c.txBytes), String(c.drops), reasons(c)]);
+  row('-', '(router)', r.router);
+  for (const l of r.links) row('-', l.name, l);
   for (const n of r.networks) {
     row(n.name, `(switch, ${n.macEntries} MACs)`, n.switch);
     row(n.name, '(gateway)', n.gateway);
@@ -31,5 +36,6 @@ export function statsTable(r: StatsReport): string {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   const lines = rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('   ').trimEnd());
   lines.push(`pool: ${r.pool.inUse}/${r.pool.capacity} frames in use, ${r.pool.exhausted} allocation failures; ${r.breaths} breaths`);
+  lines.push(`conntrack: ${r.conntrack.flows}/${r.conntrack.capacity} flows`);
   return lines.join('\n') + '\n';
 }

@@ -1,19 +1,22 @@
 /**
  * bridge driver — turns a bridge network spec into a graph fragment: one
- * learning switch, the gateway element on an internal port (its MAC
- * installed statically), and endpoint ports attached as containers join.
- * It never touches a frame itself.
+ * learning switch, and the daemon's router joined to it through one
+ * interface (the network's gateway: its MAC installed statically in the
+ * switch). Endpoint ports are attached as containers join. With
+ * enable_icc=false the switch only lets frames between an endpoint and the
+ * router through. It never touches a frame itself.
  */
 import type { Engine } from '../dataplane/engine.js';
 import type { FramePool } from '../dataplane/pool.js';
 import { Port, type PortIds } from '../dataplane/port.js';
-import { Gateway } from '../router/gateway.js';
+import type { Router } from '../router/router.js';
 import { LearningSwitch } from '../switch/learning-switch.js';
 
 export interface DataplaneContext {
   pool: FramePool;
   engine: Engine;
   portIds: PortIds;
+  router: Router;
   /** per-daemon seed for keyed hashes */
   seed: number;
 }
@@ -23,13 +26,18 @@ export interface BridgeSpec {
   name: string;
   gatewayIp: number;
   gatewayMac: number;
+  prefixLen: number;
   mtu: number;
+  internal: boolean;
+  icc: boolean;
 }
 
 export class BridgeNetwork {
   readonly sw: LearningSwitch;
-  readonly gateway: Gateway;
+  /** the router's port on this network */
   readonly gwPort: Port;
+  /** the router's interface id for this network */
+  readonly iface: number;
   readonly ports = new Set<Port>();
 
   constructor(
@@ -39,11 +47,24 @@ export class BridgeNetwork {
     this.sw = new LearningSwitch(ctx.pool, { seed: ctx.seed });
     this.gwPort = new Port(ctx.portIds.alloc(), `${spec.name}:gateway`);
     this.gwPort.mtu = spec.mtu;
-    this.gateway = new Gateway(ctx.pool, this.gwPort, { ip: spec.gatewayIp, mac: spec.gatewayMac, mtu: spec.mtu });
     this.sw.attach(this.gwPort);
     this.sw.addStatic(spec.gatewayMac, this.gwPort);
-    ctx.engine.addElement(this.sw);
-    ctx.engine.addElement(this.gateway);
+    if (!spec.icc) {
+      this.sw.isolated = true;
+      this.sw.trust(this.gwPort);
+    }
+    this.iface = ctx.router.addInterface({
+      kind: 'network',
+      port: this.gwPort,
+      side: 'switch',
+      ip: spec.gatewayIp,
+      prefixLen: spec.prefixLen,
+      mac: spec.gatewayMac,
+      mtu: spec.mtu,
+      networkId: spec.id,
+      internal: spec.internal,
+    });
+    ctx.engine.addElement(this.sw, true);
   }
 
   attach(port: Port): void {
@@ -60,11 +81,9 @@ export class BridgeNetwork {
   destroy(): void {
     for (const p of this.ports) this.sw.detach(p);
     this.ports.clear();
+    this.ctx.router.removeInterface(this.iface);
     this.sw.detach(this.gwPort);
     this.ctx.engine.removeElement(this.sw);
-    this.ctx.engine.removeElement(this.gateway);
-    for (let h = this.gwPort.rx.pop(); h >= 0; h = this.gwPort.rx.pop()) this.ctx.pool.free(h);
-    for (let h = this.gwPort.tx.pop(); h >= 0; h = this.gwPort.tx.pop()) this.ctx.pool.free(h);
     this.ctx.portIds.release(this.gwPort.id);
   }
 }
