@@ -192,3 +192,48 @@ describe.runIf(root)('router and NAT with real traffic', () => {
     expect(d.ok('ps') + d.ok('port', 'web1') + listNetns().join(',')).toBe(before);
   });
 });
+
+describe.runIf(root)('uplink over an existing interface (AF_PACKET)', () => {
+  const d = new DaemonUnderTest('upi');
+  d.daemonArgs = ['--uplink', 'iface:unupv,ip=192.0.2.2/24,gw=192.0.2.1'];
+  const outside = `${d.prefix}out`;
+  const servers: ChildProcess[] = [];
+  const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+
+  beforeAll(async () => {
+    // the interface exists before the daemon starts: a veth from the daemon's namespace to the outside
+    ip('netns', 'add', d.hostNs);
+    ip('netns', 'add', outside);
+    ip('-n', d.hostNs, 'link', 'add', 'unupv', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', outside);
+    ip('-n', d.hostNs, 'link', 'set', 'unupv', 'up');
+    ip('-n', outside, 'addr', 'add', '192.0.2.1/24', 'dev', 'eth0');
+    ip('-n', outside, 'link', 'set', 'eth0', 'up');
+    // packet sockets get no segmentation offload yet: the outside sends plain MTU frames
+    execFileSync('ip', ['netns', 'exec', outside, 'ethtool', '-K', 'eth0', 'tso', 'off', 'gso', 'off'], { stdio: 'ignore' });
+    await d.start();
+    d.ok('network', 'create', '--subnet', '10.211.0.0/24', 'pub');
+    const p = spawn('ip', ['netns', 'exec', outside, 'iperf3', '-s', '-p', '5201'], { stdio: 'ignore' });
+    servers.push(p);
+    await new Promise((r) => setTimeout(r, 300));
+  });
+
+  afterAll(async () => {
+    for (const p of servers) if (p.exitCode === null) p.kill('SIGTERM');
+    await d.cleanup();
+    expect(listNetns().filter((n) => n.startsWith(d.prefix))).toEqual([]);
+  });
+
+  it('masquerades a bulk TCP transfer out through the interface, and publishes a port on it', async () => {
+    d.ok('run', '--name', 'c1', '--network', 'pub', '-p', '8080:80');
+    const r = spawnSync('ip', ['netns', 'exec', d.prefix + 'c1', 'iperf3', '-c', '192.0.2.1', '-t', '1', '-J'], { encoding: 'utf8', timeout: 20_000 });
+    const j = JSON.parse(r.stdout);
+    expect(j.error).toBeUndefined();
+    expect(j.end.sum_received.bytes).toBeGreaterThan(1_000_000);
+    // the published port answers on usernet's address on the interface
+    const srv = spawn('ip', ['netns', 'exec', d.prefix + 'c1', 'python3', join(FIX, 'peer_server.py'), 'tcp', '80', 'c1'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    servers.push(srv);
+    await new Promise<void>((resolve) => srv.stdout!.on('data', () => resolve()));
+    const a = spawnSync('ip', ['netns', 'exec', outside, 'python3', join(FIX, 'peer_client.py'), 'tcp', '192.0.2.2', '8080'], { encoding: 'utf8' });
+    expect(a.stdout.trim()).toMatch(/^c1 192\.0\.2\.1:\d+$/);
+  });
+});

@@ -65,10 +65,8 @@ export class DaemonLab {
 
   /** Create the daemon's own namespace (once) and start the daemon in it. */
   async start(): Promise<void> {
-    if (!listNetns().includes(this.hostNs)) {
-      execFileSync('ip', ['netns', 'add', this.hostNs]);
-      execFileSync('ip', ['-n', this.hostNs, 'link', 'set', 'lo', 'up']);
-    }
+    if (!listNetns().includes(this.hostNs)) execFileSync('ip', ['netns', 'add', this.hostNs]);
+    execFileSync('ip', ['-n', this.hostNs, 'link', 'set', 'lo', 'up']);
     const proc = spawn(
       'nsenter',
       [`--net=/run/netns/${this.hostNs}`, '--', process.execPath, CLI, '--socket', this.socket, 'daemon', '--state-dir', this.stateDir, '--netns-prefix', this.prefix, '--log-level', 'info', ...this.daemonArgs],
