@@ -29,8 +29,8 @@ interface Pair {
   serverIp: string;
 }
 
-type Setup = 'kernel' | 'cfwd' | 'usernet' | 'busy';
-const SETUPS: readonly Setup[] = ['kernel', 'cfwd', 'usernet', 'busy'];
+type Setup = 'kernel' | 'cfwd' | 'usernet' | 'busy' | 'knat' | 'unat';
+const SETUPS: readonly Setup[] = ['kernel', 'cfwd', 'usernet', 'busy', 'knat', 'unat'];
 /** the busy-poll window of the second usernet daemon */
 const BUSY_POLL_MS = 10;
 
@@ -94,6 +94,8 @@ export async function benchE2e(opts: E2eOptions = {}): Promise<Row[]> {
   const procs: ChildProcess[] = [];
   const lab = new DaemonLab('bu');
   const busyLab = new DaemonLab('bp');
+  const natLab = new DaemonLab('bn');
+  natLab.daemonArgs = ['--uplink', 'tap:unup0,ip=192.0.2.2/24,gw=192.0.2.1'];
   busyLab.daemonArgs = ['--busy-poll', String(BUSY_POLL_MS)];
   const mkns = (n: string) => {
     const name = prefix + n;
@@ -102,8 +104,8 @@ export async function benchE2e(opts: E2eOptions = {}): Promise<Row[]> {
     return name;
   };
   const pairs = {} as Record<Setup, Pair>;
-  const rtt: Record<Setup, number[]> = { kernel: [], cfwd: [], usernet: [], busy: [] };
-  const gbps: Record<Setup, number[]> = { kernel: [], cfwd: [], usernet: [], busy: [] };
+  const rtt: Record<Setup, number[]> = { kernel: [], cfwd: [], usernet: [], busy: [], knat: [], unat: [] };
+  const gbps: Record<Setup, number[]> = { kernel: [], cfwd: [], usernet: [], busy: [], knat: [], unat: [] };
   try {
     // 1. kernel bridge over veth
     {
@@ -161,6 +163,40 @@ export async function benchE2e(opts: E2eOptions = {}): Promise<Row[]> {
       pairs.busy = { name: 'usernet busy-poll', client: nsExec(busyLab.prefix + 'c1'), server: nsExec(busyLab.prefix + 'c2'), serverIp: '10.126.0.3' };
     }
     // warm-up, the same for all three: ARP caches, and usernet's JIT (a daemon that serves traffic is warm)
+    // 5. kernel NAT: container → a router namespace doing nftables MASQUERADE → outside
+    {
+      const c = mkns('nc');
+      const r = mkns('nr');
+      const o = mkns('no');
+      ip('-n', r, 'link', 'add', 'in0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', c);
+      ip('-n', r, 'link', 'add', 'up0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', o);
+      for (const [ns, dev, addr] of [
+        [c, 'eth0', '10.130.0.2/24'],
+        [r, 'in0', '10.130.0.1/24'],
+        [r, 'up0', '192.0.2.2/24'],
+        [o, 'eth0', '192.0.2.1/24'],
+      ]) {
+        ip('-n', ns, 'addr', 'add', addr, 'dev', dev);
+        ip('-n', ns, 'link', 'set', dev, 'up');
+      }
+      ip('-n', c, 'route', 'add', 'default', 'via', '10.130.0.1');
+      execFileSync('ip', ['netns', 'exec', r, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
+      execFileSync('ip', ['netns', 'exec', r, 'nft', '-f', '-'], {
+        input: 'table ip nat {\n chain post {\n  type nat hook postrouting priority 100;\n  oifname "up0" masquerade\n }\n}\n',
+      });
+      pairs.knat = { name: 'kernel NAT', client: nsExec(c), server: nsExec(o), serverIp: '192.0.2.1' };
+    }
+    // 6. usernet NAT: a container → usernet's masquerade → the uplink TAP, whose kernel side is in an outside namespace
+    {
+      await natLab.start();
+      const o = mkns('uo');
+      ip('-n', natLab.hostNs, 'link', 'set', 'unup0', 'netns', o);
+      ip('-n', o, 'addr', 'add', '192.0.2.1/24', 'dev', 'unup0');
+      ip('-n', o, 'link', 'set', 'unup0', 'up');
+      natLab.ok('network', 'create', '--subnet', '10.131.0.0/24', 'bench');
+      natLab.ok('run', '--name', 'c1', '--network', 'bench');
+      pairs.unat = { name: 'usernet NAT', client: nsExec(natLab.prefix + 'c1'), server: nsExec(o), serverIp: '192.0.2.1' };
+    }
     for (const k of SETUPS) spawnSync(pairs[k].client[0], [...pairs[k].client.slice(1), 'ping', '-f', '-q', '-c', '20000', '-W', '1', pairs[k].serverIp]);
     for (let round = 0; round < rounds; round++) {
       for (const k of SETUPS) rtt[k].push(...pingTimes(pairs[k], Math.ceil(pings / rounds)));
@@ -170,6 +206,7 @@ export async function benchE2e(opts: E2eOptions = {}): Promise<Row[]> {
     for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGTERM');
     await lab.cleanup();
     await busyLab.cleanup();
+    await natLab.cleanup();
     for (const ns of listNetns().filter((n) => n.startsWith(prefix))) spawnSync('ip', ['netns', 'del', ns]);
   }
   const g = (k: Setup) => median(gbps[k]);
@@ -206,5 +243,16 @@ export async function benchE2e(opts: E2eOptions = {}): Promise<Row[]> {
       ratio: t('busy') / t('cfwd'),
       note: `added ${(t('busy') - t('cfwd')).toFixed(1)} µs; one core busy while traffic flows`,
     },
+    { name: `${tcp}, container → outside via NAT`, value: g('unat'), unit: 'Gbit/s', anchorName: 'C TAP forwarder', anchor: g('cfwd'), ratio: g('unat') / g('cfwd'), note: 'target ≥ 1.0×' },
+    {
+      name: `${tcp}, container → outside via NAT`,
+      value: g('unat'),
+      unit: 'Gbit/s',
+      anchorName: 'kernel router ns, nft masquerade',
+      anchor: g('knat'),
+      ratio: g('unat') / g('knat'),
+      note: 'veth has TSO/GSO; TAP offloads are a later issue',
+    },
+    { name: `${png}, container → outside via NAT`, value: t('unat'), unit: 'µs', anchorName: 'kernel router ns, nft masquerade', anchor: t('knat'), ratio: t('unat') / t('knat') },
   ];
 }
