@@ -47,25 +47,8 @@ export interface MacEntry {
   static: boolean;
 }
 
-/** aa:bb:cc:dd:ee:ff → 0xaabbccddeeff (cold helper). */
-export function macFromString(s: string): number {
-  const parts = s.split(/[:-]/);
-  if (parts.length !== 6) throw new Error(`bad MAC ${s}`);
-  let v = 0;
-  for (const p of parts) {
-    const b = parseInt(p, 16);
-    if (!(b >= 0 && b <= 255) || !/^[0-9a-f]{1,2}$/i.test(p)) throw new Error(`bad MAC ${s}`);
-    v = v * 256 + b;
-  }
-  return v;
-}
-
-/** 0xaabbccddeeff → "aa:bb:cc:dd:ee:ff" (cold helper). */
-export function macToString(mac: number): string {
-  const out: string[] = [];
-  for (let i = 5; i >= 0; i--) out.push((Math.floor(mac / 2 ** (8 * i)) & 0xff).toString(16).padStart(2, '0'));
-  return out.join(':');
-}
+/** Cold helpers, from the wire layer: "aa:bb:…" ↔ 48-bit number. */
+export { parseMac as macFromString, macToString } from '../wire/ethernet.js';
 
 export class MacTable {
   /** maximum number of entries */
