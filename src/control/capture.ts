@@ -3,10 +3,13 @@
  * daemon's /capture response). Several sessions may watch one switch or
  * device; a SinkSet fans out to them and is detached when empty.
  */
+import type http from 'node:http';
 import type { Writable } from 'node:stream';
 import type { FramePool } from '../dataplane/pool.js';
 import type { FrameSink } from '../dataplane/port.js';
+import type { Container, Network, State } from './model.js';
 import { pcapGlobalHeader, pcapRecord } from './pcap.js';
+import type { Runtime } from './runtime.js';
 
 export class CaptureSession implements FrameSink {
   captured = 0;
@@ -47,4 +50,32 @@ export class SinkSet implements FrameSink {
     if (i >= 0) this.sessions.splice(i, 1);
     return this.sessions.length === 0;
   }
+}
+
+/** GET /capture?target=NET|CTR&count=N: a pcap stream of the network's or container's frames. */
+export function serveCapture(url: URL, req: http.IncomingMessage, res: http.ServerResponse, state: State, runtime: Runtime): void {
+  const target = url.searchParams.get('target') ?? '';
+  const count = Number(url.searchParams.get('count') ?? 0);
+  const fail = (status: number, message: string) => {
+    res.writeHead(status, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ message }));
+  };
+  if (!Number.isInteger(count) || count < 0) return fail(400, `invalid count "${url.searchParams.get('count')}"`);
+  let net: Network | null = null;
+  let ctr: Container | null = null;
+  try {
+    net = state.findNetwork(target);
+  } catch {
+    try {
+      ctr = state.findContainer(target);
+    } catch {
+      return fail(404, `no such network or container: ${target}`);
+    }
+  }
+  if (net && !runtime.networks.has(net.id)) return fail(400, `network ${net.name} (driver ${net.driver}) has no frames to capture`);
+  if (ctr && runtime.endpointsOf(ctr.id).length === 0) return fail(400, `container ${ctr.name} has no interface to capture on`);
+  res.writeHead(200, { 'content-type': 'application/vnd.tcpdump.pcap' });
+  const session = net ? runtime.captureNetwork(net.id, res, count) : runtime.captureContainer(ctr!.id, res, count);
+  req.on('close', () => session.finish());
+  res.on('close', () => session.finish());
 }

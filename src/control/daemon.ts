@@ -26,7 +26,8 @@ import {
   type PortBinding,
 } from './model.js';
 import { Runtime } from './runtime.js';
-import { statsTable, type StatsReport } from './stats.js';
+import { serveCapture } from './capture.js';
+import { collectStats, statsTable, type StatsReport } from './stats.js';
 import { parseUplink } from './uplink.js';
 
 export interface DaemonOptions {
@@ -383,64 +384,11 @@ export class Daemon {
   }
 
   stats(): StatsReport {
-    const rt = this.runtime;
-    const networks = [];
-    for (const n of this.state.networks()) {
-      const live = rt.networks.get(n.id);
-      if (!live) continue;
-      const ports = [];
-      for (const c of this.state.containers())
-        for (const ep of rt.endpointsOf(c.id))
-          if (ep.networkId === n.id) ports.push({ name: `${c.name}:${ep.ifname}`, ...ep.dev.port.counters.snapshot() });
-      networks.push({
-        name: n.name,
-        macEntries: live.sw.macTable().length,
-        switch: live.sw.counters.snapshot(),
-        gateway: rt.router.ifaceCounters(live.iface).snapshot(),
-        ports,
-      });
-    }
-    const links = [];
-    for (const [name, link] of [
-      ['uplink', rt.uplink],
-      ['host-link', rt.hostLink],
-    ] as const)
-      if (link) links.push({ name: `${name} ${link.dev.ifname}`, ...link.dev.port.counters.snapshot() });
-    return {
-      pool: { capacity: rt.pool.capacity, inUse: rt.pool.inUse, exhausted: rt.pool.exhausted },
-      breaths: rt.engine.breaths,
-      router: rt.router.counters.snapshot(),
-      conntrack: { flows: rt.conntrack.size, capacity: rt.conntrack.capacity },
-      links,
-      networks,
-    };
+    return collectStats(this.state, this.runtime);
   }
 
   private capture(url: URL, req: http.IncomingMessage, res: http.ServerResponse): void {
-    const target = url.searchParams.get('target') ?? '';
-    const count = Number(url.searchParams.get('count') ?? 0);
-    const fail = (status: number, message: string) => {
-      res.writeHead(status, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ message }));
-    };
-    if (!Number.isInteger(count) || count < 0) return fail(400, `invalid count "${url.searchParams.get('count')}"`);
-    let net: Network | null = null;
-    let ctr: Container | null = null;
-    try {
-      net = this.state.findNetwork(target);
-    } catch {
-      try {
-        ctr = this.state.findContainer(target);
-      } catch {
-        return fail(404, `no such network or container: ${target}`);
-      }
-    }
-    if (net && !this.runtime.networks.has(net.id)) return fail(400, `network ${net.name} (driver ${net.driver}) has no frames to capture`);
-    if (ctr && this.runtime.endpointsOf(ctr.id).length === 0) return fail(400, `container ${ctr.name} has no interface to capture on`);
-    res.writeHead(200, { 'content-type': 'application/vnd.tcpdump.pcap' });
-    const session = net ? this.runtime.captureNetwork(net.id, res, count) : this.runtime.captureContainer(ctr!.id, res, count);
-    req.on('close', () => session.finish());
-    res.on('close', () => session.finish());
+    serveCapture(url, req, res, this.state, this.runtime);
   }
 }
 

@@ -77,7 +77,7 @@ import {
   validateRecord,
   withGatewayMac,
 } from './records.js';
-import { checkContainer, checkNetwork, type Fail } from './state-file.js';
+import { checkContainer, checkNetwork } from './state-file.js';
 
 export * from './records.js';
 

@@ -1,5 +1,7 @@
 /** The `usernet stats` report and its table (cold path). */
 import type { CounterSnapshot } from '../dataplane/counters.js';
+import type { State } from './model.js';
+import type { Runtime } from './runtime.js';
 
 export interface StatsReport {
   pool: { capacity: number; inUse: number; exhausted: number };
@@ -38,4 +40,38 @@ export function statsTable(r: StatsReport): string {
   lines.push(`pool: ${r.pool.inUse}/${r.pool.capacity} frames in use, ${r.pool.exhausted} allocation failures; ${r.breaths} breaths`);
   lines.push(`conntrack: ${r.conntrack.flows}/${r.conntrack.capacity} flows`);
   return lines.join('\n') + '\n';
+}
+
+/** Gather the report from the state and the live dataplane. */
+export function collectStats(state: State, rt: Runtime): StatsReport {
+  const networks = [];
+  for (const n of state.networks()) {
+    const live = rt.networks.get(n.id);
+    if (!live) continue;
+    const ports = [];
+    for (const c of state.containers())
+      for (const ep of rt.endpointsOf(c.id))
+        if (ep.networkId === n.id) ports.push({ name: `${c.name}:${ep.ifname}`, ...ep.dev.port.counters.snapshot() });
+    networks.push({
+      name: n.name,
+      macEntries: live.sw.macTable().length,
+      switch: live.sw.counters.snapshot(),
+      gateway: rt.router.ifaceCounters(live.iface).snapshot(),
+      ports,
+    });
+  }
+  const links = [];
+  for (const [name, link] of [
+    ['uplink', rt.uplink],
+    ['host-link', rt.hostLink],
+  ] as const)
+    if (link) links.push({ name: `${name} ${link.dev.ifname}`, ...link.dev.port.counters.snapshot() });
+  return {
+    pool: { capacity: rt.pool.capacity, inUse: rt.pool.inUse, exhausted: rt.pool.exhausted },
+    breaths: rt.engine.breaths,
+    router: rt.router.counters.snapshot(),
+    conntrack: { flows: rt.conntrack.size, capacity: rt.conntrack.capacity },
+    links,
+    networks,
+  };
 }
