@@ -3,11 +3,11 @@
  * daemon, isolation, live connect/disconnect, none/host, restart, capture,
  * stats and malformed frames. Needs root (CI is root).
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, DaemonUnderTest, listNetns, requireRoot } from './harness.js';
+import { CLI, DaemonUnderTest, listNetns, requireRoot, ROOT } from './harness.js';
 
 const root = requireRoot('bridge scenario tests (daemon, TAPs, namespaces, ping)');
 
@@ -148,7 +148,6 @@ describe.runIf(root)('bridge networks with real traffic', () => {
     d.ok('run', '--name', 'c1', '--network', 'cap');
     d.ok('run', '--name', 'c2', '--network', 'cap');
     const file = join(d.dir, 'cap.pcap');
-    const { spawn } = await import('node:child_process');
     const capture = spawn(process.execPath, [CLI, '--socket', d.socket, 'capture', 'cap', '-w', file, '-c', '4'], { stdio: 'ignore' });
     await new Promise((r) => setTimeout(r, 500));
     expect(d.ping('c1', '10.200.4.3', 2)).toBe(true);
@@ -251,7 +250,7 @@ describe.runIf(root)('daemon lifecycle', () => {
     await d.start();
     d.ok('network', 'create', '--subnet', '10.210.0.0/24', 'keep');
     d.ok('run', '--name', 'k1', '--network', 'keep');
-    d.ok('run', '--name', 'k2', '--network', 'keep', '--ip', '10.210.0.50');
+    d.ok('run', '--name', 'k2', '--network', 'keep', '--ip', '10.210.0.50', '-p', '127.0.0.1:8085:80');
     expect(d.ping('k1', '10.210.0.50')).toBe(true);
     expect(d.leftovers().length).toBe(2);
     await d.stop();
@@ -264,6 +263,16 @@ describe.runIf(root)('daemon lifecycle', () => {
     expect(d.ok('ps')).toMatch(/k2/);
     expect(d.ping('k1', '10.210.0.50')).toBe(true);
     expect(d.ping('k2', '10.210.0.1')).toBe(true);
+    // the published port came back too: the host reaches k2's server through 127.0.0.1:8085
+    expect(d.ok('port', 'k2').trim()).toBe('80/tcp -> 127.0.0.1:8085');
+    const srv = spawn('ip', ['netns', 'exec', d.prefix + 'k2', 'python3', join(ROOT, 'test', 'fixtures', 'peer_server.py'), 'tcp', '80', 'k2'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      await new Promise<void>((resolve) => srv.stdout!.once('data', () => resolve()));
+      const a = spawnSync('ip', ['netns', 'exec', d.hostNs, 'python3', join(ROOT, 'test', 'fixtures', 'peer_client.py'), 'tcp', '127.0.0.1', '8085'], { encoding: 'utf8' });
+      expect(a.stdout.trim()).toMatch(/^k2 /);
+    } finally {
+      srv.kill('SIGTERM');
+    }
     await d.stop();
     expect(d.leftovers()).toEqual([]);
     expect(d.proc).toBe(null);
