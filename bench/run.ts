@@ -1,10 +1,11 @@
 /**
  * `npm run bench`: every benchmark beside its anchor, one table.
  *   --quick      shorter runs (for a smoke check)
- *   --only NAME  switch | e2e
+ *   --only NAME  switch | nat | e2e
  */
 import { isRoot } from '../src/lab/lab.js';
 import { benchE2e } from './e2e.js';
+import { benchNat } from './nat.js';
 import { benchSwitch } from './switch.js';
 import { renderTable, type Row } from './table.js';
 
@@ -14,6 +15,7 @@ async function main(): Promise<void> {
   const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined;
   const rows: Row[] = [];
   if (!only || only === 'switch') rows.push(...(await benchSwitch({ seconds: quick ? 0.3 : 1 })));
+  if (!only || only === 'nat') rows.push(...(await benchNat({ seconds: quick ? 0.3 : 1 })));
   if (!only || only === 'e2e') {
     if (isRoot) rows.push(...(await benchE2e(quick ? { seconds: 2, pings: 300, rounds: 2 } : { seconds: 5, pings: 1200, rounds: 3 })));
     else process.stderr.write('*** SKIPPED end-to-end benchmarks: they need root (namespaces, TAPs) ***\n');

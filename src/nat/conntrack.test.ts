@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseIpv4 } from '../wire/ipv4.js';
-import { CT_ORIGINAL, CT_REPLY, Conntrack, DEFAULT_TIMEOUTS, TcpState, formatConntrack } from './conntrack.js';
+import { CT_ORIGINAL, CT_REPLY, Conntrack, DEFAULT_TIMEOUTS, KEY_STRIDE, TcpState, formatConntrack } from './conntrack.js';
+import { tcpClass, tcpNext } from './tcp-state.js';
 import { TcpFlags } from '../wire/tcp.js';
 
 const TCP = 6;
@@ -278,6 +279,94 @@ describe('Conntrack', () => {
     for (const f of [...flows.keys()]) ct.remove(f);
     expect(ct.size).toBe(0);
     expect(ct.idx.every((w, i) => (i & 1) !== 1 || w === -1)).toBe(true);
+  });
+
+  it('lookupBulk answers like lookup, for hits, misses and both directions', () => {
+    const r = rng(5);
+    const ct = new Conntrack({ capacity: 2048, seed: 12 });
+    const flows: number[][] = [];
+    for (let i = 0; i < 1500; i++) {
+      const t = [A + (i % 7), 1024 + i, S + (i % 3), 80, S + (i % 3), 80, G, 20_000 + i];
+      if (ct.create(i % 2 ? TCP : UDP, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], 0) >= 0) flows.push([i % 2 ? TCP : UDP, ...t]);
+    }
+    const n = 200;
+    const keys = new Int32Array(n * KEY_STRIDE);
+    const want: number[] = [];
+    for (let k = 0; k < n; k++) {
+      const f = flows[Math.floor(r() * flows.length)];
+      const dir = r() < 0.5 ? 0 : 1;
+      const miss = r() < 0.2;
+      const [p, s, sp, d, dp] = dir === 0 ? [f[0], f[1], f[2], f[3], f[4]] : [f[0], f[5], f[6], f[7], f[8]];
+      const key = [p, s, miss ? sp ^ 0x8000 : sp, d, dp];
+      keys.set([key[1] | 0, key[3] | 0, (key[2] << 16) | key[4], key[0], 0, 0, 1000 + k, 2000 + k], k * KEY_STRIDE);
+      want.push(ct.lookup(key[0], key[1], key[2], key[3], key[4]));
+    }
+    const before = { ...ct.counters };
+    const hits = ct.lookupBulk(keys, n);
+    expect(hits).toBe(want.filter((x) => x >= 0).length);
+    for (let k = 0; k < n; k++) {
+      expect(keys[k * KEY_STRIDE + 4]).toBe(want[k]);
+      expect([keys[k * KEY_STRIDE + 6], keys[k * KEY_STRIDE + 7]]).toEqual([1000 + k, 2000 + k]); // the caller's words
+    }
+    expect(ct.counters.searched - before.searched).toBe(n);
+    expect(ct.counters.found - before.found).toBe(hits);
+    expect(ct.lookupBulk(keys, 0)).toBe(0);
+  });
+
+  it('tells apart keys whose 32-bit hash tags collide (find, lookupBulk, remove)', () => {
+    const ct = new Conntrack({ capacity: 64, seed: 13 });
+    // birthday search for two UDP keys (source and destination address vary)
+    // with the same tag (one word alone cannot collide: the hash is a
+    // bijection of each word)
+    const seen = new Map<number, number>();
+    let a = -1;
+    let b = -1;
+    const src = (i: number) => (A + (i & 0x3ff)) >>> 0;
+    const dst = (i: number) => (S + (i >>> 10)) >>> 0;
+    const P = (5353 << 16) | 53;
+    for (let i = 0; i < 1 << 20 && a < 0; i++) {
+      const tag = ct.index.hash(UDP, src(i) | 0, dst(i) | 0, P);
+      const j = seen.get(tag);
+      if (j !== undefined) [a, b] = [j, i];
+      else seen.set(tag, i);
+    }
+    expect(a).toBeGreaterThanOrEqual(0);
+    expect(ct.index.hash(UDP, src(a) | 0, dst(a) | 0, P)).toBe(ct.index.hash(UDP, src(b) | 0, dst(b) | 0, P));
+    const fa = ct.create(UDP, src(a), 5353, dst(a), 53, dst(a), 53, G, 1, 0);
+    const fb = ct.create(UDP, src(b), 5353, dst(b), 53, dst(b), 53, G, 2, 0);
+    expect(ct.lookup(UDP, src(a), 5353, dst(a), 53)).toBe(fa << 1);
+    expect(ct.lookup(UDP, src(b), 5353, dst(b), 53)).toBe(fb << 1);
+    const keys = new Int32Array(3 * KEY_STRIDE);
+    keys.set([src(b) | 0, dst(b) | 0, P, UDP], 0);
+    keys.set([src(a) | 0, dst(a) | 0, P, UDP], KEY_STRIDE);
+    keys.set([src(a) | 0, dst(b) | 0, P, UDP], 2 * KEY_STRIDE);
+    expect(ct.lookupBulk(keys, 3)).toBe(2);
+    expect([keys[4], keys[KEY_STRIDE + 4], keys[2 * KEY_STRIDE + 4]]).toEqual([fb << 1, fa << 1, -1]);
+    ct.remove(fa);
+    expect(ct.lookup(UDP, src(a), 5353, dst(a), 53)).toBe(-1);
+    expect(ct.lookup(UDP, src(b), 5353, dst(b), 53)).toBe(fb << 1);
+    expect(ct.tupleInUse(UDP, src(a), 5353, dst(a), 53)).toBe(false);
+  });
+
+  it('classifies segments and steps states as the table in tcp-state.ts says', () => {
+    expect([0x02, 0x12, 0x11, 0x10, 0x14, 0x04, 0x00, 0x18].map(tcpClass)).toEqual([0, 1, 2, 3, 4, 4, 5, 3]);
+    expect(tcpNext(TcpState.NONE, 0, 0x02)).toBe(TcpState.SYN_SENT);
+    expect(tcpNext(TcpState.SYN_SENT, 1, 0x12)).toBe(TcpState.SYN_RECV);
+    expect(tcpNext(TcpState.SYN_SENT, 0, 0x12)).toBe(TcpState.SYN_SENT);
+    expect(tcpNext(TcpState.ESTABLISHED, 1, 0x04)).toBe(TcpState.CLOSE);
+    expect(tcpNext(TcpState.CLOSE, 0, 0x02)).toBe(TcpState.SYN_SENT);
+    expect(tcpNext(TcpState.NONE, 1, 0x10)).toBe(TcpState.NONE);
+  });
+
+  it('counts packets past 2^32 in a direction', () => {
+    const ct = new Conntrack({ capacity: 4, seed: 14 });
+    const f = masq(ct, UDP, 1, 2, 3, 0);
+    ct.recU[(f << 4) + 14] = 0xffffffff; // orig packets about to wrap
+    ct.seen(f, CT_ORIGINAL, 0, 100, 1);
+    ct.seen(f, CT_ORIGINAL, 0, 100, 2);
+    expect(ct.packets(f, 0)).toBe(2 ** 32 + 1);
+    expect(ct.packets(f, 1)).toBe(0);
+    expect(ct.bytes(f, 0)).toBe(200);
   });
 
   it('lists flows and formats them like conntrack -L', () => {

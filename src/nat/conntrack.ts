@@ -43,7 +43,8 @@
  * replied (TCP: once replied and ESTABLISHED). A flow expires when now ≥
  * expires = last packet + timeout of its state; create() sets the first
  * expiry (TCP: SYN_SENT timeout) and the caller then reports the packet
- * that made the flow with seen().
+ * that made the flow with seen(). An expired flow stays findable until
+ * tick() reaches it (≤ 4 s); compare expires(flow) with now where it matters.
  *
  * Bounds: create() on a full table reclaims one flow among up to 64 scanned
  * from a rotating cursor: an already expired one, else the UNREPLIED one
@@ -54,79 +55,22 @@
  * max(4096, capacity/4) flows, so at ~1 call/s every flow is visited within
  * 4 s.
  *
- * Hot methods (lookup, lookupBulk, seen, the accessors) allocate nothing.
- * lookupBulk() serves a batch of packets: it hashes every key and touches
- * its index line, then probes, then touches each hit's flow record, so the
- * cache misses of a batch overlap (at 100k flows the table is far bigger
- * than the caches). Time is injected (`now`, ms). Cold: create/remove/tick
- * are still allocation-free; list() and formatConntrack() build objects.
+ * Hot methods (lookup/find, lookupBulk — the batch path, see
+ * conntrack-bulk.ts —, seen, the accessors) allocate nothing; nor do
+ * create/remove/tick. Time is injected (`now`, ms). list() is cold.
  */
-import { TCP_NEXT, TCP_NSTATES, TcpState, tcpClass } from './tcp-state.js';
+import { TCP_NEXT, TcpState } from './tcp-state.js';
 import { formatConntrack, flowInfo, type FlowInfo } from './conntrack-format.js';
 import { TupleIndex } from './tuple-index.js';
+import { DEFAULT_TIMEOUTS, type ConntrackCounters, type ConntrackOptions, type Timeouts } from './conntrack-config.js';
+import { lookupBulk } from './conntrack-bulk.js';
 
 export { TcpState } from './tcp-state.js';
 export { formatConntrack, type FlowInfo, type FlowSide } from './conntrack-format.js';
+export { DEFAULT_TIMEOUTS, type ConntrackCounters, type ConntrackOptions, type Timeouts } from './conntrack-config.js';
 
 export const CT_ORIGINAL = 0;
 export const CT_REPLY = 1;
-
-export interface Timeouts {
-  tcpSynSent: number;
-  tcpSynRecv: number;
-  tcpEstablished: number;
-  tcpFinWait: number;
-  tcpCloseWait: number;
-  tcpLastAck: number;
-  tcpTimeWait: number;
-  tcpClose: number;
-  udp: number;
-  udpStream: number;
-  icmp: number;
-  /** other protocols (netfilter's generic timeout) */
-  generic: number;
-}
-
-/** netfilter's defaults (nf_conntrack_*_timeout*), in ms */
-export const DEFAULT_TIMEOUTS: Readonly<Timeouts> = {
-  tcpSynSent: 120_000,
-  tcpSynRecv: 60_000,
-  tcpEstablished: 432_000_000,
-  tcpFinWait: 120_000,
-  tcpCloseWait: 60_000,
-  tcpLastAck: 30_000,
-  tcpTimeWait: 120_000,
-  tcpClose: 10_000,
-  udp: 30_000,
-  udpStream: 120_000,
-  icmp: 30_000,
-  generic: 600_000,
-};
-
-export interface ConntrackOptions {
-  /** maximum number of flows (default 131072) */
-  capacity?: number;
-  /** hash key (default: random) */
-  seed?: number;
-  timeouts?: Partial<Timeouts>;
-}
-
-export interface ConntrackCounters {
-  inserted: number;
-  /** remove() calls that removed a flow */
-  deleted: number;
-  /** removed by tick() (or reclaimed by create()) past their timeout */
-  expired: number;
-  /** unreplied flows dropped to make room */
-  evicted: number;
-  /** create() refused: full and nothing evictable */
-  full: number;
-  /** create() refused: a tuple already belongs to a flow */
-  clash: number;
-  /** keys looked up (lookup, lookupBulk) / found */
-  searched: number;
-  found: number;
-}
 
 /** flow record: 16 int32 words; meta word, wraps word; f64 / u32 positions */
 const W_META = 6;
@@ -139,9 +83,13 @@ const F_USED = 1 << 16;
 const F_REPLIED = 1 << 17;
 const F_ASSURED = 1 << 18;
 const EMPTY = -1;
+/** TCP states used by seen() (TcpState is imported: local copies for the hot path) */
+const S_SYN_SENT = 1;
+const S_ESTABLISHED = 3;
+const S_TIME_WAIT = 7;
 /** flows scanned by create() on a full table */
 const EVICT_SCAN = 64;
-/** int32 words per key of lookupBulk() */
+/** int32 words per key of lookupBulk() (see conntrack-bulk.ts) */
 export const KEY_STRIDE = 8;
 
 export class Conntrack {
@@ -160,12 +108,14 @@ export class Conntrack {
   };
   /** TCP timeout by state */
   private readonly tcpTimeout: Float64Array;
+  /** tcp-state.ts's TCP_NEXT, as a field: an imported binding is reloaded (and TDZ-checked) on every use */
+  private readonly tcpNext = TCP_NEXT;
   private readonly freeIds: Int32Array;
   private freeTop: number;
   private evictCursor = 0;
   private tickCursor = 0;
   private readonly tickSlice: number;
-  /** xor of the words lookupBulk touched (kept so the touches are not optimised away) */
+  /** xor of the words lookupBulk touched (stored so the touches are not optimised away) */
   touched = 0;
 
   constructor(opts: ConntrackOptions = {}) {
@@ -235,8 +185,9 @@ export class Conntrack {
   }
 
   /**
-   * Bulk lookup of a batch of n keys held in `keys`, KEY_STRIDE words a
-   * key: [src, dst, ports, proto, ref, scratch, free, free] (addresses
+   * Bulk lookup of a batch of n keys held in `keys` (n ≤ keys.length /
+   * KEY_STRIDE), KEY_STRIDE words a key:
+   * [src, dst, ports, proto, ref, scratch, free, free] (addresses
    * int32, ports srcPort << 16 | dstPort). Writes each key's ref ((flow <<
    * 1) | dir, or −1) into its word 4; words 6–7 are the caller's (e.g. the
    * frame handle and the packet's L3 offset). Returns the hits. Same answers
@@ -246,66 +197,7 @@ export class Conntrack {
    * confirmed against their records — the lines translate()/seen() read next.
    */
   lookupBulk(keys: Int32Array, n: number): number {
-    const ix = this.index;
-    const idx = this.idx;
-    const rec = this.rec;
-    const mask = ix.mask | 0;
-    const shift = ix.shift | 0;
-    const k0 = ix.k0 | 0;
-    const k1 = ix.k1 | 0;
-    const k2 = ix.k2 | 0;
-    const end = n * KEY_STRIDE;
-    let touched = 0;
-    let hits = 0;
-    // 1: tag of every key into word 4
-    for (let b = 0; b < end; b += KEY_STRIDE) {
-      const h = Math.imul(keys[b] ^ k0, 0x9e3779b1) ^ Math.imul(keys[b + 1] ^ k1, 0x85ebca77) ^ Math.imul(keys[b + 2] ^ k2, 0xc2b2ae3d) ^ keys[b + 3]; // prettier-ignore
-      keys[b + 4] = Math.imul(h ^ (h >>> 16), 0x7feb352d);
-    }
-    // 2: touch every home slot (a loop this short keeps many misses in flight)
-    for (let b = 4; b < end; b += KEY_STRIDE) touched ^= idx[((keys[b] >>> shift) << 1) | 1];
-    // 3: probe by tag; candidate ref into word 4, its slot into word 5
-    for (let b = 0; b < end; b += KEY_STRIDE) {
-      const tag = keys[b + 4];
-      let i = tag >>> shift;
-      let ref = -1;
-      for (;;) {
-        const r = idx[(i << 1) | 1];
-        if (r === EMPTY) break;
-        if (idx[i << 1] === tag) {
-          ref = r;
-          break;
-        }
-        i = (i + 1) & mask;
-      }
-      keys[b + 4] = ref;
-      keys[b + 5] = i;
-    }
-    // 4: touch every candidate's flow record
-    for (let b = 4; b < end; b += KEY_STRIDE) {
-      const ref = keys[b];
-      if (ref >= 0) touched ^= rec[((ref >> 1) << 4) | W_META];
-    }
-    // 5: confirm each candidate against its record
-    for (let b = 0; b < end; b += KEY_STRIDE) {
-      const ref = keys[b + 4];
-      if (ref < 0) continue;
-      const fb = (ref >> 1) << 4;
-      const o = fb + (ref & 1) * 3;
-      if (rec[o] === keys[b] && rec[o + 1] === keys[b + 1] && rec[o + 2] === keys[b + 2] && (rec[fb | W_META] & 0xff) === keys[b + 3]) hits++; // prettier-ignore
-      else {
-        // a tag collision (about 2^-32 a probe): go on probing after it
-        const proto = keys[b + 3], s = keys[b], d = keys[b + 1], p = keys[b + 2]; // prettier-ignore
-        const slot = ix.probeFrom(ix.hash(proto, s, d, p), keys[b + 5], proto, s, d, p);
-        keys[b + 4] = slot < 0 ? -1 : idx[(slot << 1) | 1];
-        if (slot >= 0) hits++;
-      }
-    }
-    this.touched = touched;
-    const c = this.counters;
-    c.searched += n;
-    c.found += hits;
-    return hits;
+    return lookupBulk(this, keys, n);
   }
 
   /**
@@ -321,14 +213,17 @@ export class Conntrack {
     let timeout: number;
     if (proto === 6) {
       const st = (meta >>> 8) & 0xff;
-      const next = TCP_NEXT[(dir * 6 + tcpClass(tcpFlags)) * TCP_NSTATES + st];
-      if (next === TcpState.SYN_SENT && st >= TcpState.TIME_WAIT) {
+      // tcpClass() inline: RST 4, SYN+ACK 1, SYN 0, FIN 2, ACK 3, none 5
+      const f = tcpFlags;
+      const cls = (f & 4) !== 0 ? 4 : (f & 2) !== 0 ? ((f & 0x10) !== 0 ? 1 : 0) : (f & 1) !== 0 ? 2 : (f & 0x10) !== 0 ? 3 : 5;
+      const next = this.tcpNext[(dir * 6 + cls) * 9 + st];
+      if (next === S_SYN_SENT && st >= S_TIME_WAIT) {
         // reopened: a new connection on the same tuples
         meta &= ~(F_REPLIED | F_ASSURED);
         this.clearAcct(flow);
       }
       if (dir === 1) meta |= F_REPLIED;
-      if (next === TcpState.ESTABLISHED && (meta & F_REPLIED) !== 0) meta |= F_ASSURED;
+      if (next === S_ESTABLISHED && (meta & F_REPLIED) !== 0) meta |= F_ASSURED;
       meta = (meta & ~0xff00) | (next << 8);
       timeout = this.tcpTimeout[next];
     } else {
@@ -342,7 +237,9 @@ export class Conntrack {
     recF[fb + F_EXP] = now + timeout;
     recF[fb + F_BYTES + dir] += bytes;
     const recU = this.recU;
-    if (++recU[b + U_PKTS + dir] === 0) this.wrapped(flow, dir); // 2^32 packets: count the wrap (cold)
+    const pk = (recU[b + U_PKTS + dir] + 1) >>> 0;
+    recU[b + U_PKTS + dir] = pk;
+    if (pk === 0) this.wrapped(flow, dir); // 2^32 packets: count the wrap (cold)
   }
 
   // per-flow fields
