@@ -45,6 +45,10 @@ export interface RouterStats {
   fragmentsMade: number;
   conntrackFull: number;
   natPortsExhausted: number;
+  /** local UDP services (local-udp.ts): frames delivered, frames sent (replies and sendFrom), handle() throws */
+  udpDelivered: number;
+  udpSent: number;
+  udpServiceErrors: number;
 }
 
 export class RouterOutput implements ArpHost {

@@ -19,10 +19,13 @@
  *  2. ICMP errors: nat.lookupIcmpError → translateIcmpError, routed to the
  *     quoted packet's source side (never about untracked flows: filtered).
  *  3. To a router address (a network's gateway address only from that
- *     network or the host link: isolation): a published (proto, port) on an uplink or host
- *     link address → DNAT (+ SNAT to the target network's gateway when it
- *     came from a network: hairpin); else answered locally: ARP, echo,
- *     UDP → port unreachable, TCP → RST, other → protocol unreachable.
+ *     network or the host link: isolation): a published (proto, port) on
+ *     an uplink or host link address → DNAT (+ SNAT to the target
+ *     network's gateway when it came from a network: hairpin); UDP from a
+ *     network to its own gateway address on a port with a service
+ *     (setUdpService: DHCP 67, DNS 53) → that service (local-udp.ts); else
+ *     answered locally: ARP, echo, UDP → port unreachable, TCP → RST,
+ *     other → protocol unreachable.
  *  4. Else routed (connected subnets, default via the uplink's gateway),
  *     subject to policy (flows.ts): a new flow is made with its NAT.
  * An internal network starts no flow outside its subnet (net unreachable);
@@ -32,13 +35,17 @@
  * the ingress iface. Errors quote the packet as received, are rate limited
  * and follow RFC 1812's don'ts (icmp-errors.ts). Later fragments follow
  * their first fragment's flow (frag-track.ts); no reassembly.
+ * Frames to the broadcast MAC: ARP, or a DHCP client's broadcast (from
+ * 0.0.0.0 too) to the ingress network's port-67 service; else notForUs.
+ * sendFrom() queues a frame built elsewhere for the next process().
  *
  * Counters: `counters` (all ifaces) and ifaceCounters(id): rx = frames
  * taken in, tx = frames sent (generated ones included), drops by reason
  * (runt malformed badChecksum notForUs unsupported filtered noRoute
  * ttlExceeded oversize ringFull poolEmpty portDown). stats(): ICMP errors
  * sent / rate-limited, RSTs, ARP requests / failures / table full,
- * fragments made, conntrack full, NAT ports exhausted.
+ * fragments made, conntrack full, NAT ports exhausted, local UDP
+ * deliveries / frames sent / service errors.
  *
  * Hot path (process) allocates nothing. Time is injected.
  */
@@ -47,7 +54,6 @@ import type { FramePool } from '../dataplane/pool.js';
 import { CT_ORIGINAL, type Conntrack } from '../nat/conntrack.js';
 import type { NatRewriter } from '../nat/nat.js';
 import { u16, u32 } from '../wire/bytes.js';
-import { csumUpdate16 } from '../wire/checksum.js';
 import { ETH, ETHERTYPE } from '../wire/ethernet.js';
 import { IPV4, IPV4_DF, IPV4_FRAG_MASK, IPV4_MF, IpProto } from '../wire/ipv4.js';
 import type { ArpRow } from './arp-cache.js';
@@ -55,10 +61,13 @@ import { FlowMaker, MARK_NAT, MARK_VALID, POLICY_DROP, POLICY_MASQ, POLICY_PLAIN
 import { FragTrack } from './frag-track.js';
 import { isMartianSource } from './icmp-errors.js';
 import { IfaceTable, KIND_NETWORK, type IfaceConfig, type Published } from './ifaces.js';
+import { decTtl, headerSumOk } from './ip-header.js';
+import { LocalUdp, type LocalUdpService } from './local-udp.js';
 import { RouterOutput, type RouterStats } from './output.js';
 
 export type { IfaceConfig, IfaceKind, Published } from './ifaces.js';
 export type { RouterStats } from './output.js';
+export type { LocalUdpService } from './local-udp.js';
 
 export interface RouterOptions {
   /** ARP cache entries (default 1024) */
@@ -72,6 +81,8 @@ export interface RouterOptions {
   /** ICMP error rate limit (default 1000/s, burst 50) */
   icmpRatePerSec?: number;
   icmpBurst?: number;
+  /** frames sendFrom() may queue between process() calls (default 256) */
+  sendQueueLen?: number;
 }
 
 const TCP_RST = 0x04;
@@ -82,6 +93,7 @@ export class Router {
   private readonly out: RouterOutput;
   private readonly flows: FlowMaker;
   private readonly frag: FragTrack;
+  private readonly udp: LocalUdp;
   private now = 0;
 
   constructor(
@@ -96,6 +108,7 @@ export class Router {
     const [lo, hi] = opts.natPorts ?? [32768, 60999];
     this.flows = new FlowMaker(ct, lo, hi, seed);
     this.frag = new FragTrack(1024, seed);
+    this.udp = new LocalUdp(pool, this.t, this.out, opts.sendQueueLen ?? 256);
   }
 
   // ---------------------------------------------------------------- cold
@@ -112,6 +125,7 @@ export class Router {
     const t = this.t;
     if (id < 0 || id >= t.active.length || t.active[id] === 0) return;
     this.flows.removeIface(id);
+    this.udp.removeIface(id);
     this.frag.clear();
     this.out.arp.flushIface(id, this.out);
     const port = t.port[id]!;
@@ -129,6 +143,16 @@ export class Router {
     this.t.unpublish(p);
   }
 
+  /** Serve UDP `port` on network iface `iface` (its gateway address; 67 also DHCP broadcasts); null removes. See local-udp.ts. */
+  setUdpService(iface: number, port: number, svc: LocalUdpService | null): void {
+    this.udp.set(iface, port, svc);
+  }
+
+  /** A finished frame (built elsewhere, e.g. an async DNS answer) to leave by `iface` as is at the next process(); the router owns h. */
+  sendFrom(iface: number, h: number): void {
+    this.udp.enqueue(iface, h);
+  }
+
   /** Cold: the neighbour table. */
   arpTable(): ArpRow[] {
     return this.out.arp.rows();
@@ -142,7 +166,7 @@ export class Router {
 
   /** Cold: the router's own event counters. */
   stats(): RouterStats {
-    return { ...this.out.stats(), conntrackFull: this.flows.conntrackFull, natPortsExhausted: this.flows.natPortsExhausted };
+    return { ...this.out.stats(), ...this.udp.stats(), conntrackFull: this.flows.conntrackFull, natPortsExhausted: this.flows.natPortsExhausted };
   }
 
   // ----------------------------------------------------------------- hot
@@ -163,6 +187,7 @@ export class Router {
     this.now = now;
     this.out.now = now;
     this.out.icmp.refill(now);
+    this.udp.drain();
     const t = this.t;
     const live = t.live;
     const lengths = this.pool.lengths;
@@ -204,7 +229,7 @@ export class Router {
       if (!ours && (dHi !== 0xffff || dLo !== -1)) return this.drop(h, R.notForUs, i);
       return this.out.arpIn(h, i, b, off, len);
     }
-    if (!ours) return this.drop(h, R.notForUs, i);
+    if (!ours) return dHi === 0xffff && dLo === -1 && type === ETHERTYPE.IPV4 ? this.udp.broadcastIn(h, i, b, off, len) : this.drop(h, R.notForUs, i);
     if (type !== ETHERTYPE.IPV4) return this.drop(h, R.unsupported, i);
     this.ipIn(h, i, b, off, len);
   }
@@ -268,6 +293,7 @@ export class Router {
     if (li >= 0) {
       // isolation: another network's gateway address is not reachable from a network either
       if (li !== i && t.kind[li] === KIND_NETWORK && t.kind[i] === KIND_NETWORK) return this.drop(h, R.filtered, i);
+      if (li === i && proto === IpProto.UDP && (ff & IPV4_MF) === 0 && this.udp.unicastIn(h, i, ports & 0xffff)) return;
       if (tracked && proto !== IpProto.ICMP && t.kind[li] !== KIND_NETWORK) {
         const k = (proto === IpProto.TCP ? 0 : 65536) + (ports & 0xffff);
         const tp = t.pubPort[k];
@@ -387,24 +413,4 @@ export class Router {
     decTtl(b, l3);
     this.out.forward(h, e, u32(b, l3 + IPV4.DST) | 0);
   }
-}
-
-/** The IPv4 header at o (hl bytes, ≤ 60) sums to 0xffff (int arithmetic, no fold loop). */
-function headerSumOk(b: Uint8Array, o: number, hl: number): boolean {
-  let s = 0;
-  for (let k = 0; k < hl; k += 2) s += (b[o + k] << 8) | b[o + k + 1];
-  s = (s & 0xffff) + (s >>> 16);
-  s = (s & 0xffff) + (s >>> 16);
-  return s === 0xffff;
-}
-
-/** TTL − 1 with the header checksum updated (RFC 1624). */
-function decTtl(b: Uint8Array, l3: number): void {
-  const o = l3 + IPV4.TTL;
-  const old = u16(b, o);
-  b[o] = b[o] - 1;
-  const c = l3 + IPV4.CHECKSUM;
-  const v = csumUpdate16(u16(b, c), old, old - 0x100);
-  b[c] = v >>> 8;
-  b[c + 1] = v;
 }
