@@ -229,6 +229,36 @@ export async function main(argv: string[]): Promise<number> {
       }
     });
   program
+    .command('up')
+    .description('bring up the networking of a compose file')
+    .option('-f, --file <file>', 'compose file (default: compose.yaml/compose.yml/docker-compose.y[a]ml here)')
+    .option('-p, --project-name <name>', 'project name (default: the directory name)')
+    .option('-d, --detach', 'accepted (always detached)', false)
+    .action(async (o) => {
+      const { loadCompose } = await import('./compose.js');
+      const plan = await loadCompose(o.file, o.projectName);
+      for (const w of plan.warnings) process.stderr.write(`WARNING: ${w}\n`);
+      const r = await client().request<{ lines: string[] }>('POST', '/compose/up', { plan });
+      for (const l of r.lines) process.stdout.write(` ✔ ${l}\n`);
+    });
+  program
+    .command('down')
+    .description("remove a compose project's containers and networks")
+    .option('-f, --file <file>', 'compose file (to find the project name)')
+    .option('-p, --project-name <name>', 'project name')
+    .action(async (o) => {
+      let project: string | undefined = o.projectName;
+      let plan: unknown;
+      if (!project || o.file) {
+        const { loadCompose } = await import('./compose.js');
+        const p = await loadCompose(o.file, project);
+        project = p.project;
+        plan = p;
+      }
+      const r = await client().request<{ lines: string[] }>('POST', '/compose/down', { project, plan });
+      for (const l of r.lines) process.stdout.write(` ✔ ${l}\n`);
+    });
+  program
     .command('port')
     .description("list a container's published ports")
     .argument('<name>')

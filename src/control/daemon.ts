@@ -27,6 +27,7 @@ import {
 } from './model.js';
 import { Runtime } from './runtime.js';
 import { serveCapture } from './capture.js';
+import { checkPlan, containerSpec, downPlan, type ComposePlan } from './compose.js';
 import { collectStats, statsTable, type StatsReport } from './stats.js';
 import { parseUplink } from './uplink.js';
 
@@ -359,6 +360,12 @@ export class Daemon {
           this.persist();
           return { removed: c.name };
         });
+      case 'POST compose/:x': {
+        const b = await this.body(req);
+        if (p[1] === 'up') return this.serial(() => this.composeUp(b.plan as ComposePlan));
+        if (p[1] === 'down') return this.serial(() => this.composeDown(String(b.project ?? ''), b.plan as ComposePlan | undefined));
+        break;
+      }
       case 'GET containers/:x/port': {
         const c = this.state.findContainer(p[1]);
         return { lines: c.ports.map((b) => `${b.containerPort}/${b.proto} -> ${b.hostIp}:${b.hostPort}`), bindings: c.ports.map(formatPortBinding) };
@@ -373,6 +380,78 @@ export class Daemon {
       }
     }
     throw new HttpError(404, `no such endpoint: ${method} ${url.pathname}`);
+  }
+
+  /**
+   * `usernet up`: the whole plan is checked against a copy of the state
+   * first (nothing changes on an error); then the project's old containers
+   * go, missing networks and the containers are made; a failure while
+   * bringing them up undoes everything this call made.
+   */
+  private async composeUp(plan: ComposePlan): Promise<{ lines: string[] }> {
+    if (!plan || typeof plan !== 'object' || !Array.isArray(plan.containers)) throw new HttpError(400, 'request has no compose plan');
+    checkPlan(plan, this.state);
+    const lines: string[] = [];
+    const old = downPlan(plan.project, this.state, plan);
+    for (const name of old.containers) {
+      const c = this.state.findContainer(name);
+      await this.bringDownContainer(c);
+      this.state.removeContainer(c.id);
+      lines.push(`Container ${name}  Removed`);
+    }
+    const madeNets: Network[] = [];
+    const madeCtrs: Container[] = [];
+    try {
+      for (const n of plan.networks) {
+        if (n.external || this.state.lookupNetwork(n.name)) continue;
+        const net = this.state.createNetwork(n.spec);
+        madeNets.push(net);
+        await this.bringUpNetwork(net);
+        lines.push(`Network ${net.name}  Created`);
+      }
+      for (const pc of plan.containers) {
+        const spec = containerSpec(pc);
+        if (!spec) throw new HttpError(400, `${plan.file}: services.${pc.service}.network_mode: sharing another service's namespace is not supported yet`);
+        let c = this.state.createContainer(spec);
+        for (const a of pc.attachments.slice(1)) c = this.state.connect(a.network, c.id, { ip: a.ip, aliases: a.aliases }).container;
+        madeCtrs.push(c);
+        await this.bringUpContainer(c);
+        lines.push(`Container ${c.name}  Started`);
+      }
+    } catch (e) {
+      for (const c of madeCtrs.reverse()) {
+        await this.bringDownContainer(c).catch(() => undefined);
+        if (this.state.lookupContainer(c.id)) this.state.removeContainer(c.id);
+      }
+      for (const n of madeNets.reverse()) {
+        this.runtime.removeNetwork(n.id, n.subnet ?? undefined);
+        if (this.state.lookupNetwork(n.id)) this.state.removeNetwork(n.id);
+      }
+      this.persist();
+      throw e;
+    }
+    this.persist();
+    return { lines };
+  }
+
+  /** `usernet down`: the project's containers, then its networks (never external ones). */
+  private async composeDown(project: string, plan?: ComposePlan): Promise<{ lines: string[] }> {
+    if (!project) throw new HttpError(400, 'no project name given');
+    const d = downPlan(project, this.state, plan);
+    const lines: string[] = [];
+    for (const name of d.containers) {
+      const c = this.state.findContainer(name);
+      await this.bringDownContainer(c);
+      this.state.removeContainer(c.id);
+      lines.push(`Container ${name}  Removed`);
+    }
+    for (const name of d.networks) {
+      const n = this.state.removeNetwork(name);
+      this.runtime.removeNetwork(n.id, n.subnet ?? undefined);
+      lines.push(`Network ${name}  Removed`);
+    }
+    this.persist();
+    return { lines };
   }
 
   private inspectNet(n: Network): unknown {

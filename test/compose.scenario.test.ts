@@ -1,0 +1,112 @@
+/**
+ * Compose end to end: the seeds' three compose files brought up with
+ * `usernet up` through a real daemon, real pings between the services'
+ * namespaces, errors that leave nothing behind, and `usernet down`.
+ * Needs root (CI is root).
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DaemonUnderTest, listNetns, requireRoot, ROOT } from './harness.js';
+
+const root = requireRoot('compose scenario tests (usernet up/down with real traffic)');
+const FIX = join(ROOT, 'test', 'fixtures', 'compose');
+
+describe.runIf(root)('usernet up / down', () => {
+  const d = new DaemonUnderTest('cmp');
+  const ipOn = (ctr: string, net: string): string => JSON.parse(d.ok('inspect', ctr))[0].NetworkSettings.Networks[net].IPAddress;
+
+  beforeAll(async () => {
+    await d.start();
+  });
+  afterAll(async () => {
+    await d.cleanup();
+    expect(listNetns().filter((n) => n.startsWith(d.prefix))).toEqual([]);
+  });
+
+  it('the default network: every service joins <project>_default and reaches the others', () => {
+    const out = d.ok('up', '-f', join(FIX, 'default.yml'), '-p', 'shop');
+    expect(out).toMatch(/Network shop_default\s+Created/);
+    expect(d.ok('ps')).toMatch(/shop-web-1/);
+    expect(d.ping('shop-app-1', ipOn('shop-db-1', 'shop_default'))).toBe(true);
+    expect(d.ping('shop-web-1', ipOn('shop-app-1', 'shop_default'))).toBe(true);
+    expect(d.ok('port', 'shop-web-1').trim()).toBe('80/tcp -> 0.0.0.0:80');
+    d.ok('down', '-p', 'shop');
+    expect(d.ok('ps', '-q').trim()).toBe('');
+    expect(d.ok('network', 'ls')).not.toMatch(/shop_default/);
+    expect(listNetns().filter((n) => n.startsWith(d.prefix + 'shop'))).toEqual([]);
+  });
+
+  it("frontend/backend: web↔app and app↔db, never web↔db", () => {
+    d.ok('up', '-f', join(FIX, 'frontend-backend.yml'), '-p', 'seeds');
+    const appFront = ipOn('seeds-app-1', 'seeds_frontend_network');
+    const dbBack = ipOn('seeds-db-1', 'seeds_backend_network');
+    expect(d.ping('seeds-web-1', appFront)).toBe(true);
+    expect(d.ping('seeds-app-1', dbBack)).toBe(true);
+    expect(d.ping('seeds-web-1', dbBack, 1)).toBe(false);
+    // up again recreates the containers, same plan, same result
+    d.ok('up', '-f', join(FIX, 'frontend-backend.yml'), '-p', 'seeds');
+    expect(d.ping('seeds-app-1', ipOn('seeds-db-1', 'seeds_backend_network'))).toBe(true);
+    d.ok('down', '-p', 'seeds');
+    expect(d.ok('network', 'ls')).not.toMatch(/seeds_/);
+  });
+
+  it('an external network must exist; down leaves it alone', () => {
+    const before = d.ok('network', 'ls') + d.ok('ps');
+    const r = d.cli('up', '-f', join(FIX, 'external.yml'), '-p', 'ext');
+    expect(r.code).not.toBe(0);
+    expect(r.stderr.trim().split('\n').length).toBe(1);
+    expect(r.stderr).toMatch(/external\.yml: networks\.existing_network: network existing_network declared as external, but could not be found/);
+    expect(d.ok('network', 'ls') + d.ok('ps')).toBe(before);
+    d.ok('network', 'create', '--subnet', '10.220.0.0/24', 'existing_network');
+    d.ok('run', '--name', 'peer', '--network', 'existing_network');
+    d.ok('up', '-f', join(FIX, 'external.yml'), '-p', 'ext');
+    expect(d.ping('ext-my_service-1', '10.220.0.2')).toBe(true);
+    d.ok('down', '-p', 'ext');
+    expect(d.ok('network', 'ls')).toMatch(/existing_network/);
+    d.ok('rm', '-f', 'peer');
+    d.ok('network', 'rm', 'existing_network');
+  });
+
+  it('a bad compose file names the file and the key, and brings nothing up', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'usernet-compose-'));
+    const file = join(dir, 'compose.yml');
+    writeFileSync(
+      file,
+      [
+        'services:',
+        '  web:',
+        '    image: nginx',
+        '    networks: [front]',
+        '  db:',
+        '    image: postgres',
+        '    networks:',
+        '      back:',
+        '        ipv4_address: 10.9.9.9',
+        'networks:',
+        '  front: {}',
+        '  back:',
+        '    ipam:',
+        '      config:',
+        '        - subnet: 10.221.0.0/24',
+      ].join('\n'),
+    );
+    const before = d.ok('network', 'ls') + d.ok('ps') + listNetns().join(',');
+    const r = d.cli('up', '-f', file, '-p', 'broken');
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/compose\.yml: services\.db\.networks\.back\.ipv4_address: .*10\.9\.9\.9/);
+    expect(d.ok('network', 'ls') + d.ok('ps') + listNetns().join(',')).toBe(before);
+  });
+
+  it('network_mode host and none', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'usernet-compose-'));
+    const file = join(dir, 'compose.yml');
+    writeFileSync(file, ['services:', '  h:', '    image: x', '    network_mode: host', '  n:', '    image: x', '    network_mode: none'].join('\n'));
+    d.ok('up', '-f', file, '-p', 'modes');
+    expect(d.exec('modes-n-1', 'ip', '-o', 'link', 'show').stdout.trim().split('\n').length).toBe(1); // lo only
+    expect(d.exec('modes-h-1', 'ip', '-o', 'link', 'show').stdout).toMatch(/usernet\d+/); // the daemon's namespace
+    d.ok('down', '-p', 'modes');
+    expect(d.ok('ps', '-q').trim()).toBe('');
+  });
+});
