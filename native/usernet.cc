@@ -11,6 +11,7 @@
 //   pollStart(fd, cb) -> id,  pollStop(id)
 //   openTap(name, {vnetHdr}) -> {fd, name},  close(fd)
 //   openPacket(ifname, {netns, promisc}) -> {fd, ifindex, mac}
+//   openSocketIn(netns, 'udp'|'tcp', ip, port) -> fd
 //   stats() -> {oversized}
 //
 // Hot path rules: readBatch/writeBatch allocate nothing and create no JS
@@ -30,6 +31,7 @@
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <linux/if_tun.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -244,31 +246,91 @@ PacketOpenResult OpenPacketHere(const std::string& ifname, bool promisc) {
   return out;
 }
 
-// Same, from a short-lived thread that first joins the network namespace at
-// nsPath (setns(2) changes only the calling thread; the socket stays bound
-// to that namespace's interface after the thread is gone).
-PacketOpenResult OpenPacketIn(const std::string& nsPath, const std::string& ifname, bool promisc) {
-  PacketOpenResult out;
+// Runs fn() on a short-lived thread that first joins the network namespace
+// at nsPath (setns(2) changes only the calling thread: the process never
+// leaves its own namespace; sockets made by fn stay in the one they were
+// created in after the thread is gone). Returns false, with *err and
+// *syscall, when the namespace could not be entered (fn did not run).
+// Throws std::system_error when the thread cannot be started.
+template <typename F>
+bool RunInNetns(const std::string& nsPath, F&& fn, int* err, const char** syscall) {
+  bool entered = false;
   std::thread t([&]() {
     int nsfd = open(nsPath.c_str(), O_RDONLY | O_CLOEXEC);
     if (nsfd < 0) {
-      out.err = errno;
-      out.syscall = "open netns";
-      out.nsStep = true;
+      *err = errno;
+      *syscall = "open netns";
       return;
     }
     if (setns(nsfd, CLONE_NEWNET) < 0) {
-      out.err = errno;
-      out.syscall = "setns";
-      out.nsStep = true;
+      *err = errno;
+      *syscall = "setns";
       ::close(nsfd);
       return;
     }
     ::close(nsfd);
-    out = OpenPacketHere(ifname, promisc);
+    entered = true;
+    fn();
   });
   t.join();
+  return entered;
+}
+
+// OpenPacketHere from a thread inside the namespace at nsPath.
+PacketOpenResult OpenPacketIn(const std::string& nsPath, const std::string& ifname, bool promisc) {
+  PacketOpenResult out;
+  int err = 0;
+  const char* syscall = nullptr;
+  if (!RunInNetns(nsPath, [&]() { out = OpenPacketHere(ifname, promisc); }, &err, &syscall)) {
+    out.err = err;
+    out.syscall = syscall;
+    out.nsStep = true;
+  }
   return out;
+}
+
+// ---------------------------------------------------------------- inet sockets
+
+struct InetOpenResult {
+  int fd = -1;
+  int err = 0;
+  const char* syscall = nullptr;
+};
+
+// An AF_INET socket of `type` (SOCK_DGRAM or SOCK_STREAM) in the calling
+// thread's network namespace: non-blocking, close-on-exec, SO_REUSEADDR,
+// bound to addr (a stream socket also listening, backlog 128).
+InetOpenResult OpenInetHere(int type, const struct sockaddr_in& addr) {
+  InetOpenResult out;
+  auto fail = [&out](const char* call) {
+    out.err = errno;
+    out.syscall = call;
+    if (out.fd >= 0) ::close(out.fd);
+    out.fd = -1;
+    return out;
+  };
+  out.fd = socket(AF_INET, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (out.fd < 0) return fail("socket");
+  int one = 1;
+  if (setsockopt(out.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0) return fail("setsockopt SO_REUSEADDR");
+  if (bind(out.fd, reinterpret_cast<const struct sockaddr*>(&addr), sizeof addr) < 0) return fail("bind");
+  if (type == SOCK_STREAM && listen(out.fd, 128) < 0) return fail("listen");
+  return out;
+}
+
+// ---------------------------------------------------------------- namespaces
+
+// The namespace argument of openPacket/openSocketIn: a path, or a bare
+// `ip netns` name meaning /run/netns/NAME.
+std::string NetnsPath(Napi::Env env, const Napi::Value& v) {
+  if (!v.IsString()) ThrowType(env, "netns must be a string");
+  std::string ns = v.As<Napi::String>().Utf8Value();
+  if (ns.empty()) ThrowRange(env, "netns must not be empty");
+  if (ns.find('/') == std::string::npos) {
+    if (ns == "." || ns == "..") ThrowRange(env, "invalid netns name '" + ns + "'");
+    ns = "/run/netns/" + ns;
+  }
+  return ns;
 }
 
 // ---------------------------------------------------------------- poll watchers
@@ -389,6 +451,7 @@ class Usernet : public Napi::Addon<Usernet> {
         InstanceMethod("writeBatch", &Usernet::WriteBatch),
         InstanceMethod("openTap", &Usernet::OpenTap),
         InstanceMethod("openPacket", &Usernet::OpenPacket),
+        InstanceMethod("openSocketIn", &Usernet::OpenSocketIn),
         InstanceMethod("close", &Usernet::Close),
         InstanceMethod("pollStart", &Usernet::PollStart),
         InstanceMethod("pollStop", &Usernet::PollStop),
@@ -820,12 +883,7 @@ class Usernet : public Napi::Addon<Usernet> {
     if (info.Length() > 1 && info[1].IsObject()) {
       Napi::Object opts = info[1].As<Napi::Object>();
       Napi::Value ns = opts.Get("netns");
-      if (!ns.IsUndefined() && !ns.IsNull()) {
-        if (!ns.IsString()) ThrowType(env, "netns must be a string");
-        netns = ns.As<Napi::String>().Utf8Value();
-        if (netns.empty()) ThrowRange(env, "netns must not be empty");
-        if (netns.find('/') == std::string::npos) netns = "/run/netns/" + netns;  // a name, as `ip netns` uses
-      }
+      if (!ns.IsUndefined() && !ns.IsNull()) netns = NetnsPath(env, ns);
       promisc = opts.Get("promisc").ToBoolean().Value();
     }
     PacketOpenResult res;
@@ -855,6 +913,56 @@ class Usernet : public Napi::Addon<Usernet> {
     out.Set("ifindex", Napi::Number::New(env, res.ifindex));
     out.Set("mac", Napi::Number::New(env, mac));
     return out;
+  }
+
+  // openSocketIn(netns, type, ip, port) -> fd (see src/io/native.ts).
+  Napi::Value OpenSocketIn(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string netns = NetnsPath(env, info[0]);
+    if (!info[1].IsString()) ThrowType(env, "type must be 'udp' or 'tcp'");
+    std::string typeName = info[1].As<Napi::String>().Utf8Value();
+    int type;
+    if (typeName == "udp") {
+      type = SOCK_DGRAM;
+    } else if (typeName == "tcp") {
+      type = SOCK_STREAM;
+    } else {
+      ThrowType(env, "type must be 'udp' or 'tcp', not '" + typeName + "'");
+    }
+    if (!info[2].IsString()) ThrowType(env, "ip must be a string");
+    std::string ip = info[2].As<Napi::String>().Utf8Value();
+    struct sockaddr_in addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    if (inet_pton(AF_INET, ip.c_str(), &addr.sin_addr) != 1) ThrowType(env, "ip must be an IPv4 address, not '" + ip + "'");
+    if (!info[3].IsNumber()) ThrowType(env, "port must be a number");
+    double port = info[3].As<Napi::Number>().DoubleValue();
+    if (!(port >= 0 && port <= 65535) || port != static_cast<double>(static_cast<int>(port))) {
+      ThrowRange(env, "port must be an integer in [0, 65535]");
+    }
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    InetOpenResult res;
+    int nsErr = 0;
+    const char* nsSyscall = nullptr;
+    bool entered;
+    try {
+      entered = RunInNetns(netns, [&]() { res = OpenInetHere(type, addr); }, &nsErr, &nsSyscall);
+    } catch (const std::system_error& e) {  // the thread could not be started
+      throw Napi::Error::New(env, std::string("usernet: cannot start a thread to enter ") + netns + ": " + e.what());
+    }
+    if (!entered) {
+      std::string where = std::string(nsSyscall) + " '" + netns + "'";
+      throw ErrnoError(env, nsErr, where.c_str());
+    }
+    if (res.fd < 0) {
+      std::string where = std::string(res.syscall) + " " + typeName + " " + ip + ":" + std::to_string(static_cast<int>(port)) + " in '" + netns + "'";
+      Napi::Error e = ErrnoError(env, res.err, where.c_str());
+      e.Set("address", Napi::String::New(env, ip));
+      e.Set("port", Napi::Number::New(env, port));
+      throw e;
+    }
+    MarkPacket(res.fd, false);  // a reused number is not a packet socket any more
+    return Napi::Number::New(env, res.fd);
   }
 
   void Close(const Napi::CallbackInfo& info) {

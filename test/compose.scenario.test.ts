@@ -4,6 +4,7 @@
  * namespaces, errors that leave nothing behind, and `usernet down`.
  * Needs root (CI is root).
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -108,5 +109,56 @@ describe.runIf(root)('usernet up / down', () => {
     expect(d.exec('modes-h-1', 'ip', '-o', 'link', 'show').stdout).toMatch(/usernet\d+/); // the daemon's namespace
     d.ok('down', '-p', 'modes');
     expect(d.ok('ps', '-q').trim()).toBe('');
+  });
+});
+
+describe.runIf(root)('embedded DNS', () => {
+  const d = new DaemonUnderTest('dns');
+  d.daemonArgs = ['--dns', '127.0.0.1:5353'];
+  let upstream: ChildProcess | null = null;
+  let upstreamLog = '';
+
+  beforeAll(async () => {
+    await d.start();
+    // the upstream resolver lives in the daemon's own namespace
+    upstream = spawn('ip', ['netns', 'exec', d.hostNs, process.execPath, join(ROOT, 'test', 'fixtures', 'dns_upstream.mjs'), '5353'], { stdio: ['ignore', 'pipe', 'ignore'], cwd: ROOT });
+    upstream.stdout!.on('data', (b) => (upstreamLog += b));
+    const t0 = Date.now();
+    while (!upstreamLog.includes('ready') && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 50));
+    d.ok('up', '-f', join(FIX, 'frontend-backend.yml'), '-p', 'seeds');
+  });
+  afterAll(async () => {
+    upstream?.kill('SIGTERM');
+    d.cli('down', '-p', 'seeds');
+    await d.cleanup();
+    expect(listNetns().filter((n) => n.startsWith(d.prefix))).toEqual([]);
+  });
+
+  const getent = (ctr: string, name: string) => d.exec(ctr, 'getent', 'hosts', name);
+  const dig = (ctr: string, ...args: string[]) => d.exec(ctr, 'dig', '+tries=1', '+time=2', '@127.0.0.11', ...args).stdout;
+
+  it('resolves service and container names on shared networks only, with the shared network\'s address', () => {
+    const appFront = JSON.parse(d.ok('inspect', 'seeds-app-1'))[0].NetworkSettings.Networks.seeds_frontend_network.IPAddress;
+    const appBack = JSON.parse(d.ok('inspect', 'seeds-app-1'))[0].NetworkSettings.Networks.seeds_backend_network.IPAddress;
+    expect(getent('seeds-web-1', 'app').stdout.split(/\s+/)[0]).toBe(appFront);
+    expect(getent('seeds-db-1', 'app').stdout.split(/\s+/)[0]).toBe(appBack);
+    expect(getent('seeds-app-1', 'seeds-db-1').code).toBe(0);
+    expect(getent('seeds-web-1', 'db').code).not.toBe(0); // web and db share no network
+    expect(dig('seeds-web-1', '+short', 'app').trim()).toBe(appFront);
+    expect(dig('seeds-web-1', '+tcp', '+short', 'app').trim()).toBe(appFront);
+    expect(dig('seeds-web-1', '+short', '-x', appFront).trim()).toBe('seeds-app-1.seeds_frontend_network.');
+    // a TCP connection by name
+    expect(d.ping('seeds-web-1', 'app')).toBe(true);
+  });
+
+  it('forwards other names upstream; NXDOMAIN when upstream has none', async () => {
+    expect(dig('seeds-web-1', '+short', 'outside.example').trim()).toBe('198.51.100.7');
+    await new Promise((r) => setTimeout(r, 200)); // let the upstream's log line be read
+    expect(upstreamLog).toMatch(/query outside\.example/);
+    expect(dig('seeds-web-1', 'nosuch.example')).toMatch(/status: NXDOMAIN/);
+    // AAAA for a known name: an empty NOERROR, not forwarded
+    const aaaa = dig('seeds-web-1', 'AAAA', 'app');
+    expect(aaaa).toMatch(/status: NOERROR/);
+    expect(aaaa).toMatch(/ANSWER: 0/);
   });
 });

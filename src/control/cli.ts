@@ -48,7 +48,8 @@ export async function main(argv: string[]): Promise<number> {
     .command('daemon')
     .description('run the daemon (holds every device and all state)')
     .option('--state-dir <dir>', 'where networks and containers are kept', '/var/lib/usernet')
-    .option('--uplink <spec>', 'the outside link (later issue)')
+    .option('--uplink <spec>', 'the outside: tap:NAME,ip=CIDR,gw=IP or iface:NAME,ip=CIDR,gw=IP')
+    .option('--dns <ip>', 'upstream resolver for names the embedded DNS does not know (repeatable)', collect, [])
     .option('--cluster <url>', 'etcd://HOST:PORT (later issue)')
     .option('--advertise <ip>', 'this host address for overlay peers (later issue)')
     .option('--netns-prefix <prefix>', 'prefix of the namespaces made for containers', 'usernet-')
@@ -64,6 +65,7 @@ export async function main(argv: string[]): Promise<number> {
         netnsPrefix: o.netnsPrefix,
         logLevel: o.logLevel,
         busyPollMs,
+        dns: o.dns,
         uplink: o.uplink,
         cluster: o.cluster,
         advertise: o.advertise,

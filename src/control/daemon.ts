@@ -10,6 +10,8 @@ import net from 'node:net';
 import { dirname, join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { formatConntrack } from '../nat/conntrack.js';
+import { DnsResolver, DnsTable, type DnsAsker } from '../services/dns.js';
+import { ContainerDns, removeResolvConf, writeResolvConf } from '../services/dns-server.js';
 import { macToNumber, parseIp } from '../services/ipam.js';
 import { inspectContainer, inspectNetwork, networkLsTable, psTable } from './format.js';
 import {
@@ -36,6 +38,8 @@ export interface DaemonOptions {
   stateDir: string;
   netnsPrefix: string;
   logLevel: string;
+  /** upstream resolvers for names the embedded DNS does not know */
+  dns?: string[];
   /** adaptive busy-poll window after traffic (ms, 0 = off) */
   busyPollMs?: number;
   uplink?: string;
@@ -58,6 +62,11 @@ export class Daemon {
   private server: http.Server | null = null;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly stateFile: string;
+  /** the embedded DNS: names of every user-defined network, refreshed on each state change */
+  readonly dnsTable = new DnsTable();
+  readonly resolver: DnsResolver;
+  /** one resolver endpoint (127.0.0.11 in its namespace) per container */
+  private readonly dnsServers = new Map<string, ContainerDns>();
 
   constructor(
     readonly opts: DaemonOptions,
@@ -68,6 +77,8 @@ export class Daemon {
     this.state = existsSync(this.stateFile) ? State.fromJSON(JSON.parse(readFileSync(this.stateFile, 'utf8'))) : new State();
     this.runtime = new Runtime(log);
     this.runtime.engine.busyPollMs = opts.busyPollMs ?? 0;
+    this.resolver = new DnsResolver(this.dnsTable, { upstreams: opts.dns ?? [] });
+    this.dnsTable.update(this.state.networks(), this.state.containers());
   }
 
   /** Runs mutating operations one at a time. */
@@ -78,6 +89,7 @@ export class Daemon {
   }
 
   private persist(): void {
+    this.dnsTable.update(this.state.networks(), this.state.containers());
     const tmp = this.stateFile + '.tmp';
     writeFileSync(tmp, JSON.stringify(this.state.toJSON(), null, 2), { mode: 0o600 });
     renameSync(tmp, this.stateFile);
@@ -134,13 +146,42 @@ export class Daemon {
         for (const p of done) await this.runtime.unpublish(this.publishSpec(c, p));
         throw e;
       }
+      await this.startDns(c);
     } catch (e) {
+      await this.stopDns(c);
       await this.runtime.removeContainer(c.id);
       throw e;
     }
   }
 
+  /** Who is asking, for the resolver: the container's networks as they are now. */
+  private asker(id: string): DnsAsker {
+    const c = this.state.lookupContainer(id);
+    const nets = (c?.endpoints ?? []).map((e) => this.state.networkById(e.networkId)).filter((n): n is Network => !!n);
+    return { networks: nets.map((n) => n.id), internalOnly: nets.length > 0 && nets.every((n) => n.internal) };
+  }
+
+  /** The embedded DNS at 127.0.0.11 inside the container's namespace, named in its resolv.conf. */
+  private async startDns(c: Container): Promise<void> {
+    const ns = this.netnsName(c);
+    if (ns === null || c.networkMode !== 'default') return;
+    this.dnsTable.update(this.state.networks(), this.state.containers());
+    const srv = new ContainerDns(this.resolver, () => this.asker(c.id), this.log);
+    await srv.start(ns);
+    this.dnsServers.set(c.id, srv);
+    await writeResolvConf(ns, ['nameserver 127.0.0.11', 'options ndots:0']);
+  }
+
+  private async stopDns(c: Container): Promise<void> {
+    const srv = this.dnsServers.get(c.id);
+    this.dnsServers.delete(c.id);
+    if (srv) await srv.stop().catch(() => undefined);
+    const ns = this.netnsName(c);
+    if (ns !== null) await removeResolvConf(ns).catch(() => undefined);
+  }
+
   private async bringDownContainer(c: Container): Promise<void> {
+    await this.stopDns(c);
     for (const p of c.ports) await this.runtime.unpublish(this.publishSpec(c, p)).catch(() => undefined);
     await this.runtime.removeContainer(c.id);
   }
@@ -194,6 +235,7 @@ export class Daemon {
       this.server.closeAllConnections();
     }
     await this.queue.catch(() => undefined);
+    for (const c of this.state.containers()) await this.stopDns(c);
     await this.runtime.shutdown();
     try {
       unlinkSync(this.opts.socket);

@@ -101,6 +101,28 @@
  *     EINVAL (< 14 bytes), EMSGSIZE (> MTU + 14, + 4 with a VLAN tag),
  *     ENOBUFS (dropped by the interface's queue); EAGAIN (socket send buffer
  *     full) stops the batch as for a TAP.
+ * - openSocketIn(netns, type, ip, port) creates an AF_INET socket
+ *   (type 'udp': SOCK_DGRAM, 'tcp': SOCK_STREAM) inside the network
+ *   namespace `netns` (an `ip netns` name meaning /run/netns/NAME, or a path
+ *   such as /proc/PID/ns/net), the same way openPacket does: a helper thread
+ *   setns(2)s there, makes the socket and exits; the process never changes
+ *   namespace and the socket stays in the one it was made in (as do the
+ *   connections a TCP listener accepts). Non-blocking, close-on-exec,
+ *   SO_REUSEADDR, bound to ip:port (port 0: the kernel picks); 'tcp' is
+ *   also listening (backlog 128). Returns the fd, for Node to adopt:
+ *   `dgram.createSocket('udp4').bind({ fd })` (beware: it emits 'listening'
+ *   synchronously, inside bind) or `net.createServer().listen({ fd,
+ *   backlog })` (Node calls listen(2) again with `backlog`, default 511).
+ *   Node owns it from then on (closing the dgram socket or server closes
+ *   it); before that, release it with close(fd). Errors: errno-shaped
+ *   (code 'ENOENT' with syscall "open netns '/run/netns/X'" for a
+ *   namespace that does not exist, 'EPERM' for setns or a port < 1024
+ *   without privileges, 'EADDRINUSE' / 'EADDRNOTAVAIL' with syscall
+ *   "bind udp 127.0.0.11:53 in '/run/netns/X'" and .address/.port set);
+ *   TypeError for a type other than 'udp'/'tcp' or an ip that is not dotted
+ *   IPv4, RangeError for a port outside [0, 65535] or an empty netns.
+ *   Binding 127.0.0.11 needs the namespace's lo up (lo's 127.0.0.1/8 is what
+ *   makes every 127.x address local).
  * - stats(): process-wide counters of the addon.
  */
 import { createRequire } from 'node:module';
@@ -139,6 +161,8 @@ export interface NativeAddon {
   writeBatch(fd: number, handles: Uint32Array | number, count: number): number;
   pollStart(fd: number, cb: () => void): number;
   pollStop(id: number): void;
+  /** An AF_INET socket bound (TCP: and listening) inside a network namespace; returns the fd (see the contract above). */
+  openSocketIn(netns: string, type: 'udp' | 'tcp', ip: string, port: number): number;
   close(fd: number): void;
   /** oversized: frames dropped by readBatch for not fitting a slot; watchers: active pollStart watchers */
   stats(): { oversized: number; watchers: number };
