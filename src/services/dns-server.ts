@@ -153,7 +153,7 @@ export class ContainerDns {
    * namespace `netns` (an `ip netns` name or a path such as /proc/PID/ns/net).
    */
   async start(netns: string, listen: ListenAddress = {}): Promise<void> {
-    if (this.udp || this.starting) throw new Error(`DNS server already running (${this.where})`);
+    if (this.udp || this.starting) throw new Error(`DNS server already running (${this.starting ? 'starting' : this.where})`);
     const ip = listen.ip ?? CONTAINER_DNS_IP;
     const port = listen.port ?? DNS_PORT;
     const native = this.native ?? loadNative();
@@ -197,7 +197,7 @@ export class ContainerDns {
     } catch (e) {
       if (udp) udp.close();
       if (tcp) tcp.close();
-      // fds Node has not adopted (a failed listen leaves the fd to us as well)
+      // fds not yet handed to Node
       for (const fd of [udpFd, tcpFd]) if (fd >= 0) closeQuietly(native, fd);
       throw e;
     } finally {
@@ -263,7 +263,7 @@ export class ContainerDns {
     sock.on('timeout', () => {
       // Node re-arms the timer on the next read or write; a reply still being
       // resolved will be one (or `settled` re-arms it).
-      if (c.inflight >= 0) return;
+      if (c.inflight > 0) return;
       this.stats.tcpIdleClosed++;
       sock.destroy();
     });
