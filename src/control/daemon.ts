@@ -13,6 +13,7 @@ import { formatConntrack } from '../nat/conntrack.js';
 import { DnsResolver, DnsTable, type DnsAsker } from '../services/dns.js';
 import { ContainerDns, removeResolvConf, writeResolvConf } from '../services/dns-server.js';
 import { macToNumber, parseIp } from '../services/ipam.js';
+import { redirectDns } from './netns.js';
 import { inspectContainer, inspectNetwork, networkLsTable, psTable } from './format.js';
 import {
   formatPortBinding,
@@ -167,8 +168,11 @@ export class Daemon {
     if (ns === null || c.networkMode !== 'default') return;
     this.dnsTable.update(this.state.networks(), this.state.containers());
     const srv = new ContainerDns(this.resolver, () => this.asker(c.id), this.log);
-    await srv.start(ns);
+    // as Docker does: the resolver listens on a free high port, and 127.0.0.11:53 is DNATed to it
+    // inside the namespace, so a container may still run its own DNS server on port 53
+    await srv.start(ns, { ip: '127.0.0.11', port: 0 });
     this.dnsServers.set(c.id, srv);
+    await redirectDns(ns, srv.address!.port);
     await writeResolvConf(ns, ['nameserver 127.0.0.11', 'options ndots:0']);
   }
 

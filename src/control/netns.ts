@@ -103,3 +103,21 @@ export async function setRoute(subnet: string, via: string, dev: string): Promis
 export async function deleteRoute(subnet: string): Promise<void> {
   await sh('ip', ['route', 'del', subnet]);
 }
+
+/**
+ * Inside a container namespace: queries to 127.0.0.11:53 (UDP and TCP) go to
+ * the embedded resolver's port (the kernel's conntrack turns the replies'
+ * source port back into 53), the way Docker's embedded DNS is reached.
+ */
+export async function redirectDns(netns: string, port: number): Promise<void> {
+  const rules = [
+    'table ip usernet_dns {',
+    '  chain output {',
+    '    type nat hook output priority -100; policy accept;',
+    `    ip daddr 127.0.0.11 udp dport 53 dnat to 127.0.0.11:${port}`,
+    `    ip daddr 127.0.0.11 tcp dport 53 dnat to 127.0.0.11:${port}`,
+    '  }',
+    '}',
+  ].join('\n');
+  await sh('ip', ['netns', 'exec', netns, 'nft', '-f', '-'], rules + '\n');
+}
