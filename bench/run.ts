@@ -1,9 +1,10 @@
 /**
  * `npm run bench`: every benchmark beside its anchor, one table.
  *   --quick      shorter runs (for a smoke check)
- *   --only NAME  switch | nat | e2e
+ *   --only NAME  switch | nat | e2e | compose
  */
 import { isRoot } from '../src/lab/lab.js';
+import { benchCompose } from './compose.js';
 import { benchE2e } from './e2e.js';
 import { benchNat } from './nat.js';
 import { benchSwitch } from './switch.js';
@@ -19,6 +20,10 @@ async function main(): Promise<void> {
   if (!only || only === 'e2e') {
     if (isRoot) rows.push(...(await benchE2e(quick ? { seconds: 2, pings: 300, rounds: 2 } : { seconds: 5, pings: 1200, rounds: 3 })));
     else process.stderr.write('*** SKIPPED end-to-end benchmarks: they need root (namespaces, TAPs) ***\n');
+  }
+  if (!only || only === 'compose') {
+    if (isRoot) rows.push(...(await benchCompose({ seconds: quick ? 1 : 3 })));
+    else process.stderr.write('*** SKIPPED compose/DNS benchmarks: they need root ***\n');
   }
   process.stdout.write('\n' + renderTable(rows));
 }
