@@ -10,10 +10,16 @@
  * is stopped by its pid.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { DaemonLab, listNetns, ROOT, uniquePrefix } from '../src/lab/lab.js';
+import { DaemonLab, listNetns, uniquePrefix } from '../src/lab/lab.js';
+import { buildReference } from './reference.js';
 import type { Row } from './table.js';
+
+function tapfwdBin(): string {
+  const r = buildReference('tapfwd');
+  if ('error' in r) throw new Error(`C forwarder: ${r.error}`);
+  return r.bin;
+}
 
 export interface E2eOptions {
   seconds?: number;
@@ -79,12 +85,6 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
-function buildTapfwd(): string {
-  const out = join(ROOT, 'build', 'tapfwd');
-  mkdirSync(join(ROOT, 'build'), { recursive: true });
-  if (!existsSync(out)) execFileSync('cc', ['-O2', '-o', out, join(ROOT, 'bench', 'reference', 'tapfwd.c')]);
-  return out;
-}
 
 export async function benchE2e(opts: E2eOptions = {}): Promise<Row[]> {
   const seconds = opts.seconds ?? 5;
@@ -130,7 +130,7 @@ export async function benchE2e(opts: E2eOptions = {}): Promise<Row[]> {
       const fwd = mkns('cfw');
       const c1 = mkns('cc1');
       const c2 = mkns('cc2');
-      const p = spawn('nsenter', [`--net=/run/netns/${fwd}`, '--', buildTapfwd(), 'tfa', 'tfb'], { stdio: ['ignore', 'pipe', 'ignore'] });
+      const p = spawn('nsenter', [`--net=/run/netns/${fwd}`, '--', tapfwdBin(), 'tfa', 'tfb'], { stdio: ['ignore', 'pipe', 'ignore'] });
       procs.push(p);
       let ready = false;
       p.stdout!.on('data', (d) => (ready ||= String(d).includes('ready')));

@@ -30,14 +30,14 @@
  * bytes of the table.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FramePool } from '../src/dataplane/pool.js';
 import { Conntrack, KEY_STRIDE } from '../src/nat/conntrack.js';
 import { NatRewriter } from '../src/nat/nat.js';
 import { checksum, pseudoHeaderSum } from '../src/wire/checksum.js';
+import { buildReference } from './reference.js';
 import type { Row } from './table.js';
+
 
 export interface NatBenchOptions {
   /** seconds of timed rounds per case (default 1) */
@@ -57,7 +57,8 @@ const SLOT = 128;
 const HEADROOM = 64;
 const UPLINK = 0xc0a80102; // 192.168.1.2
 
-/** mulberry32 (the C anchor has the same) */
+
+/** mulberry32 returning the raw uint32 (the C anchor has the same, so both shuffle alike) */
 function prng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
@@ -245,28 +246,7 @@ export function runCase(nFlows: number, seconds: number, bulk = true): CaseResul
   return { mpps: frames / ms / 1e3, p50: F / sorted[rounds >> 1] / 1e3, frames };
 }
 
-function repoRoot(): string {
-  let d = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    if (existsSync(join(d, 'package.json'))) return d;
-    d = dirname(d);
-  }
-  throw new Error('cannot find the repository root');
-}
 
-/** Build build/cnat from bench/reference/cnat.c if needed. */
-function buildAnchor(): { bin: string } | { error: string } {
-  const root = repoRoot();
-  const src = join(root, 'bench', 'reference', 'cnat.c');
-  const bin = join(root, 'build', 'cnat');
-  if (!existsSync(src)) return { error: `missing ${src}` };
-  if (!existsSync(bin) || statSync(bin).mtimeMs < statSync(src).mtimeMs) {
-    mkdirSync(dirname(bin), { recursive: true });
-    const cc = spawnSync(process.env.CC ?? 'cc', ['-O2', '-o', bin, src], { encoding: 'utf8' });
-    if (cc.status !== 0) return { error: `cc failed: ${cc.error?.message ?? cc.stderr.trim()}` };
-  }
-  return { bin };
-}
 
 /** Run cnat; its JSON (the first element when it prints a list) or an error string. */
 function runAnchor(bin: string, args: string[]): Record<string, number> | string {
@@ -299,7 +279,7 @@ function rssProbe(): void {
 export async function benchNat(opts: NatBenchOptions = {}): Promise<Row[]> {
   const seconds = opts.seconds ?? 1;
   const flows = opts.flows ?? [1000, 100_000];
-  const built = (opts.anchor ?? true) ? buildAnchor() : { error: 'anchor disabled' };
+  const built = (opts.anchor ?? true) ? buildReference('cnat') : { error: 'anchor disabled' };
   runCase(1000, Math.min(0.3, seconds)); // warm up the JIT (both paths)
   runCase(1000, Math.min(0.3, seconds), false);
   const rows: Row[] = [];

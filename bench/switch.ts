@@ -21,22 +21,13 @@
  * JSON). Rows carry anchor (C Mpps) and ratio (ours / C).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FramePool } from '../src/dataplane/pool.js';
 import { Port } from '../src/dataplane/port.js';
 import { LearningSwitch } from '../src/switch/learning-switch.js';
+import { buildReference } from './reference.js';
+import type { Row } from './table.js';
 
-export interface Row {
-  name: string;
-  value: number;
-  unit: string;
-  anchor?: number;
-  anchorName?: string;
-  ratio?: number;
-  note?: string;
-}
 
 export interface SwitchBenchOptions {
   /** seconds of process() time per case (default 1) */
@@ -160,28 +151,7 @@ function runCase(frameLen: number, nMacs: number, o: Required<SwitchBenchOptions
   };
 }
 
-function repoRoot(): string {
-  let d = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    if (existsSync(join(d, 'package.json'))) return d;
-    d = dirname(d);
-  }
-  throw new Error('cannot find the repository root');
-}
 
-/** Build build/cswitch from bench/reference/cswitch.c if needed; its path or an error string. */
-function buildAnchor(): { bin: string } | { error: string } {
-  const root = repoRoot();
-  const src = join(root, 'bench', 'reference', 'cswitch.c');
-  const bin = join(root, 'build', 'cswitch');
-  if (!existsSync(src)) return { error: `missing ${src}` };
-  if (!existsSync(bin) || statSync(bin).mtimeMs < statSync(src).mtimeMs) {
-    mkdirSync(dirname(bin), { recursive: true });
-    const cc = spawnSync(process.env.CC ?? 'cc', ['-O2', '-o', bin, src], { encoding: 'utf8' });
-    if (cc.status !== 0) return { error: `cc failed: ${cc.error?.message ?? cc.stderr.trim()}` };
-  }
-  return { bin };
-}
 
 /** Run the C anchor on one case: { mpps, p50 } or an error string. */
 function runAnchor(bin: string, size: number, macs: number, o: Required<SwitchBenchOptions>): { mpps: number; p50: number } | string {
@@ -212,7 +182,7 @@ export async function benchSwitch(opts: SwitchBenchOptions = {}): Promise<Row[]>
   };
   // warm up the JIT on a short run so the first measured case is not penalised
   runCase(64, 16, { ...o, seconds: Math.min(0.3, o.seconds) });
-  const built = o.anchor ? buildAnchor() : { error: 'anchor disabled' };
+  const built = o.anchor ? buildReference('cswitch') : { error: 'anchor disabled' };
   const rows: Row[] = [];
   for (const size of o.sizes) {
     for (const macs of o.macs) {

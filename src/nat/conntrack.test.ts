@@ -3,6 +3,7 @@ import { parseIpv4 } from '../wire/ipv4.js';
 import { CT_ORIGINAL, CT_REPLY, Conntrack, DEFAULT_TIMEOUTS, KEY_STRIDE, TcpState, formatConntrack } from './conntrack.js';
 import { tcpClass, tcpNext } from './tcp-state.js';
 import { TcpFlags } from '../wire/tcp.js';
+import { rng } from '../lab/rng.js';
 
 const TCP = 6;
 const UDP = 17;
@@ -12,17 +13,6 @@ const S = parseIpv4('10.0.0.1'); // server
 const G = parseIpv4('192.168.1.2'); // uplink address
 const { SYN, ACK, FIN, RST, PSH } = TcpFlags;
 
-/** deterministic PRNG (mulberry32) so failures reproduce */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** masquerade-style flow: A:sport → S:dport, replies S:dport → G:mapped */
 function masq(ct: Conntrack, proto: number, sport: number, dport: number, mapped: number, now: number): number {

@@ -9,6 +9,7 @@ import { TcpRepr, TcpView } from '../wire/tcp.js';
 import { UdpRepr, UdpView, udpChecksum } from '../wire/udp.js';
 import { CT_ORIGINAL, CT_REPLY, Conntrack } from './conntrack.js';
 import { NatRewriter } from './nat.js';
+import { rng } from '../lab/rng.js';
 
 const TCP = 6;
 const UDP = 17;
@@ -21,16 +22,6 @@ const C = parseIpv4('198.51.100.7'); // outside client
 const G = parseIpv4('192.168.1.2'); // uplink address
 const R = parseIpv4('10.9.8.7'); // a router on the way
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Pkt {
   src: number;

@@ -1,20 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { MacTable, hiOf, loOf, macFromString, macToString } from './mac-table.js';
+import { rng } from '../lab/rng.js';
 
 const A = macFromString('02:00:00:00:00:0a');
 const B = macFromString('02:00:00:00:00:0b');
 const C = macFromString('aa:bb:cc:dd:ee:ff');
 
-/** small deterministic PRNG for the fuzz test */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t ^= t + Math.imul(t ^ (t >>> 7), 61 | t);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('MacTable', () => {
   it('converts MACs between text, number and hi/lo', () => {

@@ -2,18 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { fromHex, u16, u32, w16, w32 } from './bytes.js';
 import { checksum, csumUpdate16, csumUpdate32, fold, onesSum, pseudoHeaderSum, verifyChecksum } from './checksum.js';
 import { FX } from './fixtures.js';
+import { rng } from '../lab/rng.js';
 
-/** deterministic PRNG (mulberry32) so failures reproduce */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** a random 20-byte "header" whose first word is never zero (as in every real header), checksum at 10 */
 function randomHeader(r: () => number): Uint8Array {
