@@ -14,6 +14,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FramePool } from '../dataplane/pool.js';
 import { loadNative } from './native.js';
+import { ip, waitFor } from '../lab/ns-kit.js';
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) {
@@ -41,9 +42,6 @@ const namespaces = new Set<string>();
 const children: Array<ReturnType<typeof spawn>> = [];
 const tmpDirs: string[] = [];
 
-function ip(...args: string[]): string {
-  return execFileSync('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
-}
 
 function openTap(suffix: string): { fd: number; name: string } {
   const t = native.openTap(`${prefix}${suffix}`);
@@ -76,14 +74,6 @@ function tapInNs(suffix: string, ns: string, addr?: string): { fd: number; name:
   return { ...t, mac };
 }
 
-async function waitFor(pred: () => boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (pred()) return true;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return pred();
-}
 
 // ---------------------------------------------------------------- frame helpers (no src/wire on purpose)
 

@@ -10,6 +10,7 @@ import { FramePool } from '../dataplane/pool.js';
 import { Port, type FrameSink } from '../dataplane/port.js';
 import { loadNative } from './native.js';
 import { PacketDevice } from './packet-device.js';
+import { ip, waitFor, nsRunner } from '../lab/ns-kit.js';
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) {
@@ -29,37 +30,10 @@ const NSB = `${prefix}b`;
 const IP_A = [10, 96, 0, 1];
 const namespaces = new Set<string>();
 const children: Array<ReturnType<typeof spawn>> = [];
+const nsRun = nsRunner(children, 30_000);
 
-function ip(...args: string[]): string {
-  return execFileSync('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
-}
 
-function nsRun(ns: string, args: string[], timeoutMs = 30_000): Promise<{ code: number | null; out: string }> {
-  const p = spawn('ip', ['netns', 'exec', ns, ...args]);
-  children.push(p);
-  let out = '';
-  p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  p.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      p.kill('SIGKILL');
-      resolve({ code: -1, out });
-    }, timeoutMs);
-    p.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, out });
-    });
-  });
-}
 
-async function waitFor(pred: () => boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (pred()) return true;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return pred();
-}
 
 function inetChecksum(b: Uint8Array, start: number, end: number): number {
   let sum = 0;

@@ -14,6 +14,7 @@ import { State } from '../control/model.js';
 import { loadNative } from '../io/native.js';
 import { type DnsAsker, DnsResolver, DnsTable } from './dns.js';
 import { ContainerDns, NETNS_ETC, removeResolvConf, writeResolvConf } from './dns-server.js';
+import { ip, waitFor, nsRunner } from '../lab/ns-kit.js';
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) {
@@ -29,30 +30,11 @@ const prefix = `und${process.pid % 10000}${Math.random().toString(36).slice(2, 4
 const NS = `${prefix}c`;
 const namespaces = new Set<string>();
 const children: Array<ReturnType<typeof spawn>> = [];
+const nsRun = nsRunner(children, 20_000);
 const servers: ContainerDns[] = [];
 const cleanups: Array<() => void | Promise<void>> = [];
 
-function ip(...args: string[]): string {
-  return execFileSync('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
-}
 
-function nsRun(ns: string, args: string[], timeoutMs = 20_000): Promise<{ code: number | null; out: string }> {
-  const p = spawn('ip', ['netns', 'exec', ns, ...args]);
-  children.push(p);
-  let out = '';
-  p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  p.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      p.kill('SIGKILL');
-      resolve({ code: -1, out });
-    }, timeoutMs);
-    p.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, out });
-    });
-  });
-}
 
 /** Listening sockets in a namespace (`ss -Hln`), one "proto addr:port" a line. */
 async function listening(ns: string): Promise<string[]> {
@@ -68,14 +50,6 @@ async function listening(ns: string): Promise<string[]> {
 
 const dig = (...args: string[]) => nsRun(NS, ['dig', '+time=2', '+tries=1', ...args]);
 
-async function waitFor(pred: () => boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (pred()) return true;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return pred();
-}
 
 // A DNS-over-TCP client run inside the namespace. Argument: JSON
 // { host, port, queries: hex[], bytewise, fin, hold }. Prints one JSON event a
