@@ -10,10 +10,7 @@ import net from 'node:net';
 import { dirname, join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { formatConntrack } from '../nat/conntrack.js';
-import { DnsResolver, DnsTable, type DnsAsker } from '../services/dns.js';
-import { ContainerDns, removeResolvConf, writeResolvConf } from '../services/dns-server.js';
 import { macToNumber, parseIp } from '../services/ipam.js';
-import { redirectDns } from './netns.js';
 import { inspectContainer, inspectNetwork, networkLsTable, psTable } from './format.js';
 import {
   formatPortBinding,
@@ -30,7 +27,9 @@ import {
 } from './model.js';
 import { Runtime } from './runtime.js';
 import { serveCapture } from './capture.js';
-import { checkPlan, containerSpec, downPlan, type ComposePlan } from './compose.js';
+import { EmbeddedDns } from './embedded-dns.js';
+import type { ComposePlan } from './compose.js';
+import { composeDown, composeUp } from './compose-apply.js';
 import { collectStats, statsTable, type StatsReport } from './stats.js';
 import { parseUplink } from './uplink.js';
 
@@ -48,7 +47,7 @@ export interface DaemonOptions {
   advertise?: string;
 }
 
-class HttpError extends Error {
+export class HttpError extends Error {
   constructor(
     readonly status: number,
     message: string,
@@ -64,10 +63,7 @@ export class Daemon {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly stateFile: string;
   /** the embedded DNS: names of every user-defined network, refreshed on each state change */
-  readonly dnsTable = new DnsTable();
-  readonly resolver: DnsResolver;
-  /** one resolver endpoint (127.0.0.11 in its namespace) per container */
-  private readonly dnsServers = new Map<string, ContainerDns>();
+  readonly dns: EmbeddedDns;
 
   constructor(
     readonly opts: DaemonOptions,
@@ -78,8 +74,7 @@ export class Daemon {
     this.state = existsSync(this.stateFile) ? State.fromJSON(JSON.parse(readFileSync(this.stateFile, 'utf8'))) : new State();
     this.runtime = new Runtime(log);
     this.runtime.engine.busyPollMs = opts.busyPollMs ?? 0;
-    this.resolver = new DnsResolver(this.dnsTable, { upstreams: opts.dns ?? [] });
-    this.dnsTable.update(this.state.networks(), this.state.containers());
+    this.dns = new EmbeddedDns(this.state, opts.dns ?? [], log);
   }
 
   /** Runs mutating operations one at a time. */
@@ -89,8 +84,8 @@ export class Daemon {
     return next;
   }
 
-  private persist(): void {
-    this.dnsTable.update(this.state.networks(), this.state.containers());
+  persist(): void {
+    this.dns.refresh();
     const tmp = this.stateFile + '.tmp';
     writeFileSync(tmp, JSON.stringify(this.state.toJSON(), null, 2), { mode: 0o600 });
     renameSync(tmp, this.stateFile);
@@ -100,7 +95,7 @@ export class Daemon {
     return c.networkMode === 'host' ? null : this.opts.netnsPrefix + c.name;
   }
 
-  private async bringUpNetwork(n: Network): Promise<void> {
+  async bringUpNetwork(n: Network): Promise<void> {
     if (n.driver !== 'bridge') return;
     await this.runtime.addBridge(
       {
@@ -129,7 +124,7 @@ export class Daemon {
     else await this.runtime.setDefaultRoute(c.id, null);
   }
 
-  private async bringUpContainer(c: Container): Promise<void> {
+  async bringUpContainer(c: Container): Promise<void> {
     await this.runtime.createContainer(c.id, c.name, this.netnsName(c));
     try {
       for (const ep of c.endpoints) {
@@ -155,36 +150,17 @@ export class Daemon {
     }
   }
 
-  /** Who is asking, for the resolver: the container's networks as they are now. */
-  private asker(id: string): DnsAsker {
-    const c = this.state.lookupContainer(id);
-    const nets = (c?.endpoints ?? []).map((e) => this.state.networkById(e.networkId)).filter((n): n is Network => !!n);
-    return { networks: nets.map((n) => n.id), internalOnly: nets.length > 0 && nets.every((n) => n.internal) };
-  }
-
-  /** The embedded DNS at 127.0.0.11 inside the container's namespace, named in its resolv.conf. */
+  /** The embedded DNS for a container with a namespace of its own on bridge networks. */
   private async startDns(c: Container): Promise<void> {
     const ns = this.netnsName(c);
-    if (ns === null || c.networkMode !== 'default') return;
-    this.dnsTable.update(this.state.networks(), this.state.containers());
-    const srv = new ContainerDns(this.resolver, () => this.asker(c.id), this.log);
-    // as Docker does: the resolver listens on a free high port, and 127.0.0.11:53 is DNATed to it
-    // inside the namespace, so a container may still run its own DNS server on port 53
-    await srv.start(ns, { ip: '127.0.0.11', port: 0 });
-    this.dnsServers.set(c.id, srv);
-    await redirectDns(ns, srv.address!.port);
-    await writeResolvConf(ns, ['nameserver 127.0.0.11', 'options ndots:0']);
+    if (ns !== null && c.networkMode === 'default') await this.dns.start(c, ns);
   }
 
   private async stopDns(c: Container): Promise<void> {
-    const srv = this.dnsServers.get(c.id);
-    this.dnsServers.delete(c.id);
-    if (srv) await srv.stop().catch(() => undefined);
-    const ns = this.netnsName(c);
-    if (ns !== null) await removeResolvConf(ns).catch(() => undefined);
+    await this.dns.stop(c, this.netnsName(c));
   }
 
-  private async bringDownContainer(c: Container): Promise<void> {
+  async bringDownContainer(c: Container): Promise<void> {
     await this.stopDns(c);
     for (const p of c.ports) await this.runtime.unpublish(this.publishSpec(c, p)).catch(() => undefined);
     await this.runtime.removeContainer(c.id);
@@ -408,8 +384,8 @@ export class Daemon {
         });
       case 'POST compose/:x': {
         const b = await this.body(req);
-        if (p[1] === 'up') return this.serial(() => this.composeUp(b.plan as ComposePlan));
-        if (p[1] === 'down') return this.serial(() => this.composeDown(String(b.project ?? ''), b.plan as ComposePlan | undefined));
+        if (p[1] === 'up') return this.serial(() => composeUp(this, b.plan as ComposePlan));
+        if (p[1] === 'down') return this.serial(() => composeDown(this, String(b.project ?? ''), b.plan as ComposePlan | undefined));
         break;
       }
       case 'GET containers/:x/port': {
@@ -426,78 +402,6 @@ export class Daemon {
       }
     }
     throw new HttpError(404, `no such endpoint: ${method} ${url.pathname}`);
-  }
-
-  /**
-   * `usernet up`: the whole plan is checked against a copy of the state
-   * first (nothing changes on an error); then the project's old containers
-   * go, missing networks and the containers are made; a failure while
-   * bringing them up undoes everything this call made.
-   */
-  private async composeUp(plan: ComposePlan): Promise<{ lines: string[] }> {
-    if (!plan || typeof plan !== 'object' || !Array.isArray(plan.containers)) throw new HttpError(400, 'request has no compose plan');
-    checkPlan(plan, this.state);
-    const lines: string[] = [];
-    const old = downPlan(plan.project, this.state, plan);
-    for (const name of old.containers) {
-      const c = this.state.findContainer(name);
-      await this.bringDownContainer(c);
-      this.state.removeContainer(c.id);
-      lines.push(`Container ${name}  Removed`);
-    }
-    const madeNets: Network[] = [];
-    const madeCtrs: Container[] = [];
-    try {
-      for (const n of plan.networks) {
-        if (n.external || this.state.lookupNetwork(n.name)) continue;
-        const net = this.state.createNetwork(n.spec);
-        madeNets.push(net);
-        await this.bringUpNetwork(net);
-        lines.push(`Network ${net.name}  Created`);
-      }
-      for (const pc of plan.containers) {
-        const spec = containerSpec(pc);
-        if (!spec) throw new HttpError(400, `${plan.file}: services.${pc.service}.network_mode: sharing another service's namespace is not supported yet`);
-        let c = this.state.createContainer(spec);
-        for (const a of pc.attachments.slice(1)) c = this.state.connect(a.network, c.id, { ip: a.ip, aliases: a.aliases }).container;
-        madeCtrs.push(c);
-        await this.bringUpContainer(c);
-        lines.push(`Container ${c.name}  Started`);
-      }
-    } catch (e) {
-      for (const c of madeCtrs.reverse()) {
-        await this.bringDownContainer(c).catch(() => undefined);
-        if (this.state.lookupContainer(c.id)) this.state.removeContainer(c.id);
-      }
-      for (const n of madeNets.reverse()) {
-        this.runtime.removeNetwork(n.id, n.subnet ?? undefined);
-        if (this.state.lookupNetwork(n.id)) this.state.removeNetwork(n.id);
-      }
-      this.persist();
-      throw e;
-    }
-    this.persist();
-    return { lines };
-  }
-
-  /** `usernet down`: the project's containers, then its networks (never external ones). */
-  private async composeDown(project: string, plan?: ComposePlan): Promise<{ lines: string[] }> {
-    if (!project) throw new HttpError(400, 'no project name given');
-    const d = downPlan(project, this.state, plan);
-    const lines: string[] = [];
-    for (const name of d.containers) {
-      const c = this.state.findContainer(name);
-      await this.bringDownContainer(c);
-      this.state.removeContainer(c.id);
-      lines.push(`Container ${name}  Removed`);
-    }
-    for (const name of d.networks) {
-      const n = this.state.removeNetwork(name);
-      this.runtime.removeNetwork(n.id, n.subnet ?? undefined);
-      lines.push(`Network ${name}  Removed`);
-    }
-    this.persist();
-    return { lines };
   }
 
   private inspectNet(n: Network): unknown {
