@@ -269,6 +269,33 @@ export async function main(argv: string[]): Promise<number> {
       if (r.lines.length) process.stdout.write(r.lines.join('\n') + '\n');
     });
   program
+    .command('attach')
+    .description("create a TAP named IFNAME in the daemon's namespace on a bridge network; move it where you like and configure it by DHCP (the gateway serves the upper half of the subnet). Remove it with `usernet detach NAME`.")
+    .argument('<name>')
+    .requiredOption('--network <network>')
+    .requiredOption('--tap <ifname>', 'the TAP interface name (created; must not exist)')
+    .action(async (name: string, o) => {
+      const r = await client().request<{ Interface: string }>('POST', '/attachments', { name, network: o.network, tap: o.tap });
+      process.stdout.write(r.Interface + '\n');
+    });
+  program
+    .command('detach')
+    .description('remove an attachment made by `usernet attach` (its TAP disappears, wherever it was moved)')
+    .argument('<name>')
+    .action(async (name: string) => {
+      await client().request('DELETE', `/attachments/${encodeURIComponent(name)}`);
+      process.stdout.write(name + '\n');
+    });
+  program
+    .command('attachments')
+    .description('list attachments (usernet attach)')
+    .option('--json', 'machine-readable', false)
+    .action(async (o) => {
+      const r = await client().request<Array<{ Name: string; Network: string; Interface: string }>>('GET', '/attachments');
+      if (o.json) return print(r);
+      process.stdout.write(['NAME\tNETWORK\tINTERFACE', ...r.map((a) => `${a.Name}\t${a.Network}\t${a.Interface}`)].join('\n') + '\n');
+    });
+  program
     .command('conntrack')
     .description('list tracked connections, like conntrack -L')
     .option('--json', 'machine-readable', false)

@@ -26,6 +26,7 @@ import {
   type PortBinding,
 } from './model.js';
 import { Runtime } from './runtime.js';
+import { linkExists } from './netns.js';
 import { serveCapture } from './capture.js';
 import { EmbeddedDns } from './embedded-dns.js';
 import type { ComposePlan } from './compose.js';
@@ -47,6 +48,18 @@ export interface DaemonOptions {
   advertise?: string;
 }
 
+/** `usernet attach`: a TAP in the daemon's namespace on a network (what is behind it configures itself by DHCP). */
+export interface Attachment {
+  name: string;
+  networkId: string;
+  ifname: string;
+  created: string;
+}
+
+const ATTACHMENT_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+/** a Linux interface name: at most 15 bytes, no '/', ':', '%' or white space */
+const IFNAME = /^[a-zA-Z0-9_][a-zA-Z0-9_.-]{0,14}$/;
+
 export class HttpError extends Error {
   constructor(
     readonly status: number,
@@ -62,6 +75,11 @@ export class Daemon {
   private server: http.Server | null = null;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly stateFile: string;
+  private readonly attachmentsFile: string;
+  /** attachments (usernet attach), persisted in attachments.json beside state.json */
+  attachments: Attachment[] = [];
+  /** container addresses by network, for the DHCP servers; rebuilt when the container list changes */
+  private ctrIps: { of: readonly Container[]; byNet: Map<string, Set<number>> } | null = null;
   /** the embedded DNS: names of every user-defined network, refreshed on each state change */
   readonly dns: EmbeddedDns;
 
@@ -75,6 +93,34 @@ export class Daemon {
     this.runtime = new Runtime(log);
     this.runtime.engine.busyPollMs = opts.busyPollMs ?? 0;
     this.dns = new EmbeddedDns(this.state, opts.dns ?? [], log);
+    this.attachmentsFile = join(opts.stateDir, 'attachments.json');
+    if (existsSync(this.attachmentsFile)) {
+      try {
+        const a = JSON.parse(readFileSync(this.attachmentsFile, 'utf8'));
+        if (Array.isArray(a)) this.attachments = a.filter((x) => x && typeof x.name === 'string' && typeof x.networkId === 'string' && typeof x.ifname === 'string');
+      } catch (e) {
+        log.warn({ err: (e as Error).message }, 'ignoring unreadable attachments.json');
+      }
+    }
+    // DHCP leases are taken addresses; attachments keep their network in use
+    this.state.extraTaken = (id) => this.runtime.dhcpHeld(id);
+    this.state.extraInUse = (id) => this.attachments.some((a) => a.networkId === id);
+  }
+
+  /** Whether a container has `ip` on the network (the DHCP servers' view of IPAM). */
+  private containerHolds(networkId: string, ip: number): boolean {
+    const ctrs = this.state.containers();
+    if (this.ctrIps?.of !== ctrs) {
+      const byNet = new Map<string, Set<number>>();
+      for (const c of ctrs)
+        for (const e of c.endpoints) {
+          let set = byNet.get(e.networkId);
+          if (!set) byNet.set(e.networkId, (set = new Set()));
+          set.add(parseIp(e.ip));
+        }
+      this.ctrIps = { of: ctrs, byNet };
+    }
+    return this.ctrIps.byNet.get(networkId)?.has(ip) ?? false;
   }
 
   /** Runs mutating operations one at a time. */
@@ -89,6 +135,37 @@ export class Daemon {
     const tmp = this.stateFile + '.tmp';
     writeFileSync(tmp, JSON.stringify(this.state.toJSON(), null, 2), { mode: 0o600 });
     renameSync(tmp, this.stateFile);
+    this.attachments = this.attachments.filter((a) => this.runtime.attachments.has(a.name));
+    const atmp = this.attachmentsFile + '.tmp';
+    writeFileSync(atmp, JSON.stringify(this.attachments, null, 2), { mode: 0o600 });
+    renameSync(atmp, this.attachmentsFile);
+  }
+
+  /** `usernet attach`: checks everything first, so an error changes nothing. */
+  async attach(name: string, networkRef: string, ifname: string): Promise<Attachment> {
+    if (!ATTACHMENT_NAME.test(name)) throw new Error(`invalid attachment name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
+    if (this.attachments.some((a) => a.name === name)) throw new HttpError(409, `attachment name ${name} is already in use`);
+    if (!IFNAME.test(ifname)) throw new Error(`invalid interface name (${ifname}): 1 to 15 of [a-zA-Z0-9_.-]`);
+    const n = this.state.findNetwork(networkRef);
+    if (n.driver !== 'bridge' || !this.runtime.networks.has(n.id)) throw new Error(`network ${n.name} is not a bridge network`);
+    if (await linkExists(ifname)) throw new HttpError(409, `interface ${ifname} already exists in the daemon's namespace`);
+    const real = this.runtime.attachTap(name, n.id, ifname);
+    const a: Attachment = { name, networkId: n.id, ifname: real, created: new Date().toISOString() };
+    this.attachments.push(a);
+    this.log.info({ attachment: name, network: n.name, tap: real }, 'attached');
+    return a;
+  }
+
+  detach(name: string): Attachment {
+    const a = this.attachments.find((x) => x.name === name);
+    if (!a) throw new HttpError(404, `No such attachment: ${name}`);
+    this.runtime.detachTap(name);
+    this.attachments = this.attachments.filter((x) => x !== a);
+    return a;
+  }
+
+  private attachmentView(a: Attachment) {
+    return { Name: a.name, Network: this.state.networkById(a.networkId)?.name ?? a.networkId, NetworkID: a.networkId, Interface: a.ifname, Created: a.created };
   }
 
   private netnsName(c: Container): string | null {
@@ -109,6 +186,10 @@ export class Daemon {
         icc: networkIcc(n),
       },
       n.subnet!,
+      {
+        containerHolds: (ip) => this.containerHolds(n.id, ip),
+        resolve: (q) => this.dns.resolver.handle(q, { networks: [n.id], internalOnly: n.internal }, 'udp'),
+      },
     );
   }
 
@@ -176,6 +257,14 @@ export class Daemon {
         this.log.info({ container: c.name }, 'container restored');
       } catch (e) {
         this.log.error({ container: c.name, err: (e as Error).message }, 'could not restore container');
+      }
+    }
+    for (const a of [...this.attachments]) {
+      try {
+        this.runtime.attachTap(a.name, a.networkId, a.ifname);
+        this.log.info({ attachment: a.name, tap: a.ifname }, 'attachment restored');
+      } catch (e) {
+        this.log.error({ attachment: a.name, err: (e as Error).message }, 'could not restore attachment');
       }
     }
     await this.listen();
@@ -396,6 +485,22 @@ export class Daemon {
         const flows = this.runtime.conntrack.list(this.runtime.engine.clock());
         return { flows, text: formatConntrack(flows) };
       }
+      case 'GET attachments':
+        return this.attachments.map((a) => this.attachmentView(a));
+      case 'POST attachments': {
+        const b = await this.body(req);
+        return this.serial(async () => {
+          const a = await this.attach(String(b.name ?? ''), String(b.network ?? ''), String(b.tap ?? ''));
+          this.persist();
+          return this.attachmentView(a);
+        });
+      }
+      case 'DELETE attachments/:x':
+        return this.serial(async () => {
+          const a = this.detach(p[1]);
+          this.persist();
+          return { detached: a.name };
+        });
       case 'GET stats': {
         const report = this.stats();
         return table ? { table: statsTable(report) } : report;

@@ -168,6 +168,28 @@ describe('networks', () => {
     expect(s.networks().map((n) => n.name)).toEqual(['bridge', 'host', 'none', 'b']);
     expect(s.prune()).toEqual([]);
   });
+  it('hooks: addresses and endpoints held outside the State (DHCP leases, attachments)', () => {
+    const s = mk();
+    const lan = s.createNetwork({ name: 'lan', subnet: '10.9.0.0/24' });
+    s.createNetwork({ name: 'other' });
+    const leased = [0x0a090002, 0x0a090004];
+    s.extraTaken = (id) => (id === lan.id ? leased : []);
+    s.extraInUse = (id) => id === lan.id;
+    expect(s.takenAddresses(lan)).toEqual(leased);
+    s.createContainer({ name: 'aa', network: 'lan' });
+    expect(s.findContainer('aa').endpoints[0].ip).toBe('10.9.0.3');
+    expect(() => s.createContainer({ name: 'bb', network: 'lan', ip: '10.9.0.4' })).toThrow();
+    // survives a rollback
+    s.restore(s.toJSON());
+    s.createContainer({ name: 'cc', network: 'lan' });
+    expect(s.findContainer('cc').endpoints[0].ip).toBe('10.9.0.5');
+    s.removeContainer('aa');
+    s.removeContainer('cc');
+    expect(() => s.removeNetwork('lan')).toThrow(/has active endpoints/);
+    expect(s.prune().map((n) => n.name)).toEqual(['other']);
+    s.extraInUse = null;
+    expect(s.removeNetwork('lan').name).toBe('lan');
+  });
 });
 
 describe('containers', () => {

@@ -87,6 +87,13 @@ export class State {
   private readonly newId: () => string;
   private readonly now: () => Date;
   private readonly supported: ReadonlySet<Driver>;
+  /**
+   * Addresses held outside the State on a network (the daemon's DHCP
+   * leases): never handed to a container. Not persisted; survives restore().
+   */
+  extraTaken: ((networkId: string) => Iterable<number>) | null = null;
+  /** Endpoints held outside the State (the daemon's attachments): such a network is in use. */
+  extraInUse: ((networkId: string) => boolean) | null = null;
 
   constructor(opts: StateOptions = {}) {
     this.newId = opts.newId ?? randomId;
@@ -170,6 +177,7 @@ export class State {
   takenAddresses(network: Network): number[] {
     const out: number[] = [];
     for (const c of this.ctrs) for (const e of c.endpoints) if (e.networkId === network.id) out.push(parseIp(e.ip));
+    if (this.extraTaken) for (const ip of this.extraTaken(network.id)) out.push(ip);
     return out.sort((a, b) => a - b);
   }
 
@@ -222,7 +230,7 @@ export class State {
   removeNetwork(ref: string): Network {
     const n = this.findNetwork(ref);
     if (n.builtin) throw new Error(`${n.name} is a pre-defined network and cannot be removed`);
-    if (this.containersOn(n).length > 0) {
+    if (this.containersOn(n).length > 0 || this.extraInUse?.(n.id)) {
       throw new Error(`error while removing network: network ${n.name} has active endpoints`);
     }
     this.nets = this.nets.filter((x) => x !== n);
@@ -231,7 +239,7 @@ export class State {
 
   /** Remove every user-defined network without endpoints; returns them (creation order). */
   prune(): Network[] {
-    const gone = this.nets.filter((n) => !n.builtin && this.containersOn(n).length === 0);
+    const gone = this.nets.filter((n) => !n.builtin && this.containersOn(n).length === 0 && !this.extraInUse?.(n.id));
     this.nets = this.nets.filter((n) => !gone.includes(n));
     return gone;
   }

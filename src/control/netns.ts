@@ -121,3 +121,14 @@ export async function redirectDns(netns: string, port: number): Promise<void> {
   ].join('\n');
   await sh('ip', ['netns', 'exec', netns, 'nft', '-f', '-'], rules + '\n');
 }
+
+/** Whether an interface of that name exists in the daemon's own namespace. */
+export async function linkExists(ifname: string): Promise<boolean> {
+  try {
+    await run('ip', ['-o', 'link', 'show', 'dev', ifname], { timeout: 20_000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+

@@ -17,6 +17,8 @@ import { Conntrack } from '../nat/conntrack.js';
 import { NatRewriter } from '../nat/nat.js';
 import { UserlandProxy } from '../nat/proxy.js';
 import { Router } from '../router/router.js';
+import { DhcpServer } from '../services/dhcp.js';
+import { GatewayDns } from '../services/gateway-dns.js';
 import { formatIp, parseIp as parseIpNum } from '../services/ipam.js';
 import { CaptureSession, SinkSet } from './capture.js';
 import * as netns from './netns.js';
@@ -49,6 +51,31 @@ interface LiveEndpoint {
   dev: TapDevice;
 }
 
+/** A network's DHCP server: the addresses it holds (offered, bound, declined) and its timer element. */
+interface LiveDhcp {
+  server: DhcpServer;
+  held: Set<number>;
+  element: { process(now: number): void; tick(now: number): void };
+  dns: GatewayDns | null;
+}
+
+/** What the DHCP server of a bridge network needs from the daemon. */
+export interface DhcpHooks {
+  /** true when a container on the network has the address */
+  containerHolds(ip: number): boolean;
+  /** DNS at the gateway (UDP 53) for DHCP clients: the answer to a query from this network */
+  resolve?(query: Buffer): Promise<Buffer | null>;
+}
+
+/** `usernet attach`: a TAP in the daemon's namespace on a network's switch; what is behind it configures itself (DHCP). */
+interface LiveAttachment {
+  networkId: string;
+  dev: TapDevice;
+}
+
+/** DHCP leases last this long (renewed at half) */
+export const DHCP_LEASE_SECONDS = 3600;
+
 interface LiveContainer {
   name: string;
   /** null: shares the daemon's namespace (host network) */
@@ -64,6 +91,10 @@ export class Runtime {
   readonly seed = randomInt(0, 0x7fffffff);
   readonly networks = new Map<string, BridgeNetwork>();
   readonly containers = new Map<string, LiveContainer>();
+  /** DHCP servers by network id */
+  readonly dhcp = new Map<string, LiveDhcp>();
+  /** attachments by name */
+  readonly attachments = new Map<string, LiveAttachment>();
   readonly conntrack: Conntrack;
   readonly router: Router;
   uplink: { spec: UplinkSpec; dev: TapDevice | PacketDevice; iface: number } | null = null;
@@ -127,12 +158,112 @@ export class Runtime {
     this.hostLink = { dev, iface };
   }
 
-  addBridge(spec: BridgeSpec, subnet: string): Promise<void> {
+  addBridge(spec: BridgeSpec, subnet: string, hooks?: DhcpHooks): Promise<void> {
     if (this.networks.has(spec.id)) return Promise.resolve();
-    this.networks.set(spec.id, new BridgeNetwork(this.ctx, spec));
+    const net = new BridgeNetwork(this.ctx, spec);
+    this.networks.set(spec.id, net);
+    if (hooks) this.startDhcp(net, hooks);
     this.log.debug({ network: spec.name }, 'bridge network up');
     if (!this.hostLink) return Promise.resolve();
     return netns.setRoute(subnet, formatIp(HOST_LINK.routerIp), this.hostLink.dev.ifname);
+  }
+
+  /**
+   * The network's DHCP server at its gateway (router and DNS = the gateway),
+   * handing out the upper half of the subnet (containers are allocated from
+   * the bottom). Subnets smaller than /30 get none.
+   */
+  private startDhcp(net: BridgeNetwork, hooks: DhcpHooks): void {
+    const { prefixLen: p, gatewayIp: gw, gatewayMac } = net.spec;
+    if (p < 1 || p > 30) return;
+    const size = 2 ** (32 - p);
+    const subnet = (gw - (gw % size)) >>> 0;
+    const rangeFirst = subnet + size / 2;
+    const rangeLast = subnet + size - 2;
+    const held = new Set<number>();
+    const server = new DhcpServer(
+      this.pool,
+      {
+        serverIp: gw,
+        serverMac: gatewayMac,
+        subnet,
+        prefixLen: p,
+        router: gw,
+        dns: [gw],
+        leaseSeconds: DHCP_LEASE_SECONDS,
+        rangeFirst,
+        rangeLast,
+        isFree: (ip) => ip >= rangeFirst && ip <= rangeLast && ip !== gw && !held.has(ip) && !hooks.containerHolds(ip),
+        claim: (ip) => {
+          if (held.has(ip)) return false;
+          held.add(ip);
+          return true;
+        },
+        release: (ip) => void held.delete(ip),
+      },
+      { seed: this.seed },
+    );
+    const element = { process: () => undefined, tick: (now: number) => server.tick(now) };
+    this.router.setUdpService(net.iface, 67, server);
+    this.engine.addElement(element);
+    let dns: GatewayDns | null = null;
+    if (hooks.resolve) {
+      const iface = net.iface;
+      dns = new GatewayDns(this.pool, {
+        gatewayIp: gw,
+        gatewayMac,
+        resolve: hooks.resolve,
+        send: (h) => {
+          // the network may be gone by the time an answer arrives
+          if (this.dhcp.get(net.spec.id)?.dns !== dns) return this.pool.free(h);
+          this.router.sendFrom(iface, h);
+          this.engine.wake();
+        },
+      });
+      this.router.setUdpService(iface, 53, dns);
+    }
+    this.dhcp.set(net.spec.id, { server, held, element, dns });
+  }
+
+  private stopDhcp(networkId: string): void {
+    const d = this.dhcp.get(networkId);
+    const net = this.networks.get(networkId);
+    if (!d || !net) return;
+    this.router.setUdpService(net.iface, 67, null);
+    if (d.dns) this.router.setUdpService(net.iface, 53, null);
+    this.engine.removeElement(d.element);
+    this.dhcp.delete(networkId);
+  }
+
+  /** Addresses the network's DHCP server holds (offered, bound or declined). */
+  dhcpHeld(networkId: string): Iterable<number> {
+    return this.dhcp.get(networkId)?.held ?? [];
+  }
+
+  /** A TAP named `ifname` in the daemon's namespace, attached to the network's switch like a container port. */
+  attachTap(name: string, networkId: string, ifname: string): string {
+    const net = this.networks.get(networkId);
+    if (!net || this.attachments.has(name)) throw new Error('internal: attach on unknown network or taken name');
+    const port = new Port(this.portIds.alloc(), `${name}:${ifname}`);
+    let dev: TapDevice;
+    try {
+      dev = new TapDevice(this.native, this.pool, port, ifname);
+    } catch (e) {
+      this.portIds.release(port.id);
+      throw e;
+    }
+    net.attach(port);
+    this.addDevice(dev);
+    this.attachments.set(name, { networkId, dev });
+    this.engine.wake();
+    return dev.ifname;
+  }
+
+  detachTap(name: string): void {
+    const a = this.attachments.get(name);
+    if (!a) return;
+    this.attachments.delete(name);
+    this.closeEndpoint({ networkId: a.networkId, ifname: a.dev.ifname, dev: a.dev });
   }
 
   /** Published port: DNAT at usernet's addresses (0.0.0.0 or the uplink address) and/or a userland proxy on 127.0.0.1. */
@@ -170,6 +301,8 @@ export class Runtime {
     if (subnet && this.hostLink) void netns.deleteRoute(subnet).catch(() => undefined);
     const sinks = this.networkSinks.get(id);
     if (sinks) for (const s of [...sinks.sessions]) s.finish();
+    for (const [name, a] of this.attachments) if (a.networkId === id) this.detachTap(name);
+    this.stopDhcp(id);
     n.destroy();
     this.networks.delete(id);
   }
@@ -251,6 +384,7 @@ export class Runtime {
     for (const proxy of this.proxies.values()) await proxy.stop().catch(() => undefined);
     this.proxies.clear();
     for (const id of [...this.containers.keys()]) await this.removeContainer(id);
+    for (const name of [...this.attachments.keys()]) this.detachTap(name);
     for (const id of [...this.networks.keys()]) this.removeNetwork(id);
     for (const link of [this.uplink, this.hostLink]) {
       if (!link) continue;
