@@ -151,6 +151,46 @@ describe.runIf(root)('embedded DNS', () => {
     expect(d.ping('seeds-web-1', 'app')).toBe(true);
   });
 
+  it('TCP by name, aliases with round robin', async () => {
+    const srv = spawn('ip', ['netns', 'exec', d.prefix + 'seeds-db-1', 'python3', join(ROOT, 'test', 'fixtures', 'peer_server.py'), 'tcp', '5432', 'db'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      await new Promise<void>((r) => srv.stdout!.once('data', () => r()));
+      const r = d.exec('seeds-app-1', 'python3', join(ROOT, 'test', 'fixtures', 'peer_client.py'), 'tcp', 'db', '5432');
+      expect(r.stdout.trim()).toMatch(/^db /);
+    } finally {
+      srv.kill('SIGTERM');
+    }
+    d.ok('run', '--name', 'rr1', '--network', 'seeds_backend_network', '--alias', 'pool');
+    d.ok('run', '--name', 'rr2', '--network', 'seeds_backend_network', '--alias', 'pool');
+    try {
+      const first = dig('seeds-app-1', '+short', 'pool').trim().split('\n');
+      const second = dig('seeds-app-1', '+short', 'pool').trim().split('\n');
+      expect(first.length).toBe(2);
+      expect([...first].sort()).toEqual([...second].sort());
+      expect(first).not.toEqual(second); // rotated
+      expect(dig('seeds-web-1', '+short', 'pool').trim()).toBe(''); // not on web's network
+    } finally {
+      d.cli('rm', '-f', 'rr1', 'rr2');
+    }
+  });
+
+  it('never forwards for a container only on internal networks', async () => {
+    d.ok('network', 'create', '--internal', '--subnet', '10.222.0.0/24', 'sealed');
+    d.ok('run', '--name', 'sealed1', '--network', 'sealed');
+    try {
+      await new Promise((r) => setTimeout(r, 100));
+      const before = upstreamLog;
+      const out = dig('sealed1', 'outside.example');
+      expect(out).not.toMatch(/198\.51\.100\.7/);
+      expect(out).toMatch(/status: (SERVFAIL|NXDOMAIN)/);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(upstreamLog).toBe(before);
+    } finally {
+      d.cli('rm', '-f', 'sealed1');
+      d.cli('network', 'rm', 'sealed');
+    }
+  });
+
   it('forwards other names upstream; NXDOMAIN when upstream has none', async () => {
     expect(dig('seeds-web-1', '+short', 'outside.example').trim()).toBe('198.51.100.7');
     await new Promise((r) => setTimeout(r, 200)); // let the upstream's log line be read
