@@ -100,6 +100,25 @@ describe.runIf(root)('usernet up / down', () => {
     expect(d.ok('network', 'ls') + d.ok('ps') + listNetns().join(',')).toBe(before);
   });
 
+  it('network_mode service:NAME shares the service\'s namespace (and --network container:NAME)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'usernet-compose-'));
+    const file = join(dir, 'compose.yml');
+    writeFileSync(file, ['services:', '  web:', '    image: x', '  sidecar:', '    image: x', '    network_mode: service:web'].join('\n'));
+    d.ok('up', '-f', file, '-p', 'side');
+    const webIp = ipOn('side-web-1', 'side_default');
+    expect(d.exec('side-sidecar-1', 'ip', '-o', '-4', 'addr', 'show', 'eth0').stdout).toContain(`inet ${webIp}/`);
+    expect(JSON.parse(d.ok('inspect', 'side-sidecar-1'))[0].HostConfig.NetworkMode).toMatch(/^container:[0-9a-f]{64}$/);
+    d.ok('run', '--name', 'side-extra', '--network', 'container:side-web-1');
+    expect(d.exec('side-extra', 'ip', '-o', '-4', 'addr', 'show', 'eth0').stdout).toContain(`inet ${webIp}/`);
+    const r = d.cli('rm', 'side-web-1');
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/shares its network namespace/);
+    d.ok('rm', 'side-extra');
+    d.ok('down', '-p', 'side');
+    expect(d.ok('ps', '-q').trim()).toBe('');
+    expect(listNetns().filter((n) => n.startsWith(d.prefix + 'side'))).toEqual([]);
+  });
+
   it('network_mode host and none', () => {
     const dir = mkdtempSync(join(tmpdir(), 'usernet-compose-'));
     const file = join(dir, 'compose.yml');

@@ -35,8 +35,8 @@ export async function composeUp(d: Daemon, plan: ComposePlan): Promise<{ lines: 
       lines.push(`Network ${net.name}  Created`);
     }
     for (const pc of plan.containers) {
-      const spec = containerSpec(pc);
-      if (!spec) throw new HttpError(400, `${plan.file}: services.${pc.service}.network_mode: sharing another service's namespace is not supported yet`);
+      const spec = containerSpec(pc, plan);
+      if (!spec) throw new HttpError(400, `${plan.file}: services.${pc.service}.network_mode: unknown service`);
       let c = d.state.createContainer(spec);
       for (const a of pc.attachments.slice(1)) c = d.state.connect(a.network, c.id, { ip: a.ip, aliases: a.aliases }).container;
       madeCtrs.push(c);

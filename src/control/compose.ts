@@ -383,8 +383,12 @@ export function checkExternal(plan: ComposePlan, existingNames: Iterable<string>
 }
 
 /** What `State.createContainer` takes for a planned container; null for `service:` (the daemon joins the target's namespace). */
-export function containerSpec(c: PlannedContainer): ContainerSpec | null {
-  if (typeof c.networkMode === 'object') return null;
+export function containerSpec(c: PlannedContainer, plan?: ComposePlan): ContainerSpec | null {
+  if (typeof c.networkMode === 'object') {
+    const svc = c.networkMode.sharesWith;
+    const target = plan?.containers.find((x) => x.service === svc);
+    return target ? { name: c.name, network: `container:${target.name}`, hostname: c.hostname } : null;
+  }
   const first = c.attachments[0];
   const network = c.networkMode === 'default' ? first!.network : c.networkMode;
   return { name: c.name, network, ip: first?.ip, aliases: first?.aliases ?? [], hostname: c.hostname, ports: c.ports };
@@ -417,7 +421,7 @@ export function checkPlan(plan: ComposePlan, state: State): void {
     });
   }
   for (const c of plan.containers) {
-    const spec = containerSpec(c);
+    const spec = containerSpec(c, plan);
     if (!spec) continue;
     wrap(`services.${c.service}`, () => {
       sim.createContainer(spec);

@@ -169,6 +169,10 @@ export class Daemon {
   }
 
   private netnsName(c: Container): string | null {
+    if (c.networkMode === 'container') {
+      const t = this.state.lookupContainer(c.sharesWith!);
+      return t ? this.netnsName(t) : null;
+    }
     return c.networkMode === 'host' ? null : this.opts.netnsPrefix + c.name;
   }
 
@@ -206,6 +210,7 @@ export class Daemon {
   }
 
   async bringUpContainer(c: Container): Promise<void> {
+    if (c.networkMode === 'container') return; // lives in its target's namespace: nothing of its own
     await this.runtime.createContainer(c.id, c.name, this.netnsName(c));
     try {
       for (const ep of c.endpoints) {
@@ -238,6 +243,7 @@ export class Daemon {
   }
 
   private async stopDns(c: Container): Promise<void> {
+    if (c.networkMode === 'container') return; // the target's resolv.conf is the target's
     await this.dns.stop(c, this.netnsName(c));
   }
 

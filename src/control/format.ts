@@ -174,7 +174,7 @@ export function inspectContainer(c: Container, networks: NetworkSource): Contain
     Created: c.created,
     Config: { Hostname: c.hostname },
     HostConfig: {
-      NetworkMode: c.networkMode === 'default' ? (c.endpoints[0]?.network ?? 'default') : c.networkMode,
+      NetworkMode: c.networkMode === 'default' ? (c.endpoints[0]?.network ?? 'default') : c.networkMode === 'container' ? `container:${c.sharesWith}` : c.networkMode,
       PortBindings: structuredClone(ports),
     },
     NetworkSettings: {
@@ -230,7 +230,7 @@ export function psTable(containers: readonly Container[]): string {
     ['CONTAINER ID', 'NAME', 'NETWORKS', 'IP ADDRESSES', 'PORTS'],
     sorted.map((c) => {
       const eps = [...c.endpoints].sort((a, b) => ifIndex(a) - ifIndex(b));
-      const networks = c.networkMode === 'default' ? eps.map((e) => e.network).join(',') : c.networkMode;
+      const networks = c.networkMode === 'default' ? eps.map((e) => e.network).join(',') : c.networkMode === 'container' ? `container:${c.sharesWith!.slice(0, 12)}` : c.networkMode;
       return [shortId(c.id), c.name, networks, eps.map((e) => e.ip).join(','), c.ports.map(formatPortBinding).join(', ')];
     }),
   );

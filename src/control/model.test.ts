@@ -494,3 +494,29 @@ describe('published ports and internal networks', () => {
     expect(JSON.stringify(s.toJSON())).toBe(before);
   });
 });
+
+describe('container network mode (a shared namespace)', () => {
+  it('shares the root target, refuses what it cannot have, survives a round trip, and protects its target', () => {
+    const s = new State();
+    s.createNetwork({ name: 'lan', subnet: '10.78.0.0/24' });
+    const web = s.createContainer({ name: 'web', network: 'lan' });
+    const a = s.createContainer({ name: 'side', network: 'container:web' });
+    const b = s.createContainer({ name: 'side2', network: 'container:side' });
+    expect(a.networkMode).toBe('container');
+    expect(a.sharesWith).toBe(web.id);
+    expect(b.sharesWith).toBe(web.id); // followed to the root
+    expect(a.endpoints).toEqual([]);
+    const before = JSON.stringify(s.toJSON());
+    expect(() => s.createContainer({ name: 'x1', network: 'container:web', ports: [parsePublish('80')] })).toThrow(/port publishing/);
+    expect(() => s.createContainer({ name: 'x2', network: 'container:web', ip: '10.78.0.9' })).toThrow(/conflicting options/);
+    expect(() => s.createContainer({ name: 'x3', network: 'container:nosuch' })).toThrow(/No such container/);
+    expect(() => s.connect('lan', 'side')).toThrow(/shares another container's network namespace/);
+    expect(() => s.removeContainer('web')).toThrow(/in use: side shares its network namespace/);
+    expect(JSON.stringify(s.toJSON())).toBe(before);
+    const back = State.fromJSON(s.toJSON());
+    expect(back.findContainer('side').sharesWith).toBe(web.id);
+    s.removeContainer('side2');
+    s.removeContainer('side');
+    s.removeContainer('web');
+  });
+});

@@ -257,6 +257,7 @@ export class State {
     const aliases = spec.aliases ?? [];
     const hasIp = spec.ip != null && spec.ip !== '';
     const hasMac = spec.mac != null && spec.mac !== '';
+    if ((spec.network ?? '').startsWith('container:')) return this.createSharing(spec, name);
     const net = this.findNetwork(spec.network || 'bridge');
     let mode: NetworkMode = 'default';
     if (net.builtin && net.driver === 'host') mode = 'host';
@@ -288,9 +289,25 @@ export class State {
     return c;
   }
 
+  /** `--network container:NAME`: no endpoints of its own, the target's namespace (a sharer's target is followed to its root). */
+  private createSharing(spec: ContainerSpec, name: string): Container {
+    let target = this.findContainer(spec.network!.slice('container:'.length));
+    while (target.networkMode === 'container') target = this.findContainer(target.sharesWith!);
+    if (spec.ip || (spec.aliases ?? []).length || spec.mac) throw new Error('conflicting options: container type network mode and --ip, --alias or --mac-address');
+    if ((spec.ports ?? []).length) throw new Error('conflicting options: port publishing and the container type network mode');
+    if (target.networkMode === 'host') throw new Error(`cannot join the network namespace of ${target.name}: it uses the host's`);
+    const id = this.freshId();
+    if (spec.hostname) validateHostname(spec.hostname);
+    const c = makeContainer({ id, name, hostname: spec.hostname || shortId(id), networkMode: 'container', sharesWith: target.id, endpoints: [], ports: [], created: this.now().toISOString() });
+    this.ctrs = [...this.ctrs, c];
+    return c;
+  }
+
   /** Remove by name or id prefix; returns the removed container. */
   removeContainer(ref: string): Container {
     const c = this.findContainer(ref);
+    const sharer = this.ctrs.find((x) => x.sharesWith === c.id);
+    if (sharer) throw new Error(`container ${c.name} is in use: ${sharer.name} shares its network namespace (remove ${sharer.name} first)`);
     this.ctrs = this.ctrs.filter((x) => x !== c);
     return c;
   }
@@ -299,6 +316,7 @@ export class State {
   connect(networkRef: string, containerRef: string, opts: ConnectOptions = {}): Attachment {
     const net = this.findNetwork(networkRef);
     const c = this.findContainer(containerRef);
+    if (c.networkMode === 'container') throw new Error(`container ${c.name} shares another container's network namespace: connect that container instead`);
     if (c.networkMode === 'host' || (net.builtin && net.driver === 'host')) {
       throw new Error('container cannot be disconnected from host network or connected to host network');
     }

@@ -53,7 +53,8 @@ export interface Endpoint {
   readonly ifname: string;
 }
 
-export type NetworkMode = 'default' | 'host' | 'none';
+/** 'container': shares another container's network namespace (`--network container:NAME`, compose `network_mode: service:NAME`). */
+export type NetworkMode = 'default' | 'host' | 'none' | 'container';
 
 export interface PortBinding {
   /** "0.0.0.0" for all addresses. */
@@ -70,6 +71,8 @@ export interface Container {
   /** '' in host mode (the host's own name). */
   readonly hostname: string;
   readonly networkMode: NetworkMode;
+  /** networkMode 'container': the id of the container whose namespace this one shares */
+  readonly sharesWith?: string;
   readonly endpoints: readonly Endpoint[];
   readonly ports: readonly PortBinding[];
   readonly created: string;

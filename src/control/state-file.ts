@@ -100,7 +100,8 @@ export function checkContainer(raw: unknown, fail: Fail): Container {
   const name = str(o, 'name', fail, where);
   if (!CONTAINER_NAME.test(name)) fail(`${where}: bad name`);
   const mode = str(o, 'networkMode', fail, where) as NetworkMode;
-  if (!['default', 'host', 'none'].includes(mode)) fail(`${where}: bad networkMode`);
+  if (!['default', 'host', 'none', 'container'].includes(mode)) fail(`${where}: bad networkMode`);
+  const sharesWith = mode === 'container' ? str(o, 'sharesWith', fail, where) : undefined;
   if (!Array.isArray(o.endpoints)) fail(`${where}: endpoints must be an array`);
   if (!Array.isArray(o.ports)) fail(`${where}: ports must be an array`);
   const endpoints = (o.endpoints as unknown[]).map((r) => {
@@ -145,6 +146,7 @@ export function checkContainer(raw: unknown, fail: Fail): Container {
     name,
     hostname: str(o, 'hostname', fail, where),
     networkMode: mode,
+    ...(sharesWith ? { sharesWith } : {}),
     endpoints,
     ports,
     created: str(o, 'created', fail, where),
