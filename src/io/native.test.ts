@@ -14,7 +14,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FramePool } from '../dataplane/pool.js';
 import { loadNative } from './native.js';
-import { ip, waitFor } from '../lab/ns-kit.js';
+import { ip, nsRunner, waitFor } from '../lab/ns-kit.js';
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) {
@@ -751,24 +751,8 @@ function linkInfo(ns: string, ifname: string): { ifindex: number; address: strin
   return j[0];
 }
 
-/** ip-netns exec, collecting output; resolves with the exit code and output. */
-function nsRun(ns: string, args: string[], timeoutMs = 20_000): Promise<{ code: number | null; out: string }> {
-  const p = spawn('ip', ['netns', 'exec', ns, ...args]);
-  children.push(p);
-  let out = '';
-  p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  p.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      p.kill('SIGKILL');
-      resolve({ code: -1, out });
-    }, timeoutMs);
-    p.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, out });
-    });
-  });
-}
+/** ip-netns exec, collecting output (children are stopped in afterAll). */
+const nsRun = nsRunner(children, 20_000);
 
 describe.skipIf(!isRoot)('native addon: AF_PACKET sockets (root)', () => {
   let agentA: Agent; // in NSA: packet sockets on pa0
