@@ -14,7 +14,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FramePool } from '../dataplane/pool.js';
 import { loadNative } from './native.js';
-import { ip, nsRunner, waitFor } from '../lab/ns-kit.js';
+import { ip, nsRunner, waitFor, vethPair } from '../lab/ns-kit.js';
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) {
@@ -763,16 +763,7 @@ describe.skipIf(!isRoot)('native addon: AF_PACKET sockets (root)', () => {
   let macB = '';
 
   beforeAll(async () => {
-    for (const ns of [NSA, NSB]) {
-      ip('netns', 'add', ns);
-      namespaces.add(ns);
-      ip('-n', ns, 'link', 'set', 'lo', 'up');
-      // no IPv6 chatter (router solicitations, MLD) on the veth
-      execFileSync('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
-    }
-    ip('-n', NSA, 'link', 'add', 'pa0', 'type', 'veth', 'peer', 'name', 'pb0', 'netns', NSB);
-    ip('-n', NSA, 'link', 'set', 'pa0', 'up');
-    ip('-n', NSB, 'link', 'set', 'pb0', 'up');
+    vethPair(NSA, NSB, namespaces);
     ip('-n', NSB, 'addr', 'add', '10.98.0.2/24', 'dev', 'pb0');
     const dir = mkdtempSync(join(tmpdir(), 'usernet-agent-'));
     tmpDirs.push(dir);

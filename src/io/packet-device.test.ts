@@ -10,7 +10,7 @@ import { FramePool } from '../dataplane/pool.js';
 import { Port, type FrameSink } from '../dataplane/port.js';
 import { loadNative } from './native.js';
 import { PacketDevice } from './packet-device.js';
-import { ip, waitFor, nsRunner } from '../lab/ns-kit.js';
+import { ip, waitFor, nsRunner, vethPair } from '../lab/ns-kit.js';
 
 const isRoot = process.getuid?.() === 0;
 if (!isRoot) {
@@ -115,15 +115,7 @@ class Responder implements Element {
 
 beforeAll(() => {
   if (!isRoot) return;
-  for (const ns of [NSA, NSB]) {
-    ip('netns', 'add', ns);
-    namespaces.add(ns);
-    ip('-n', ns, 'link', 'set', 'lo', 'up');
-    execFileSync('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
-  }
-  ip('-n', NSA, 'link', 'add', 'pa0', 'type', 'veth', 'peer', 'name', 'pb0', 'netns', NSB);
-  ip('-n', NSA, 'link', 'set', 'pa0', 'up');
-  ip('-n', NSB, 'link', 'set', 'pb0', 'up');
+  vethPair(NSA, NSB, namespaces);
   ip('-n', NSB, 'addr', 'add', '10.96.0.2/24', 'dev', 'pb0');
 });
 

@@ -38,3 +38,20 @@ export async function waitFor(pred: () => boolean, ms: number): Promise<boolean>
   }
   return pred();
 }
+
+/**
+ * Two fresh namespaces (lo up, IPv6 off so no router solicitations or MLD
+ * reach the wire) joined by a veth pair `pa0` (in a) ↔ `pb0` (in b), both up.
+ * The namespaces are added to `track` for cleanup.
+ */
+export function vethPair(a: string, b: string, track: Set<string>): void {
+  for (const ns of [a, b]) {
+    ip('netns', 'add', ns);
+    track.add(ns);
+    ip('-n', ns, 'link', 'set', 'lo', 'up');
+    execFileSync('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
+  }
+  ip('-n', a, 'link', 'add', 'pa0', 'type', 'veth', 'peer', 'name', 'pb0', 'netns', b);
+  ip('-n', a, 'link', 'set', 'pa0', 'up');
+  ip('-n', b, 'link', 'set', 'pb0', 'up');
+}
