@@ -4,7 +4,8 @@
  * nothing.
  */
 import { checkPlan, containerSpec, downPlan, type ComposePlan } from './compose.js';
-import { HttpError, type Daemon } from './daemon.js';
+import type { Daemon } from './daemon.js';
+import { HttpError } from './http-error.js';
 import type { Container, Network } from './model.js';
 
 /**

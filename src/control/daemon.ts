@@ -4,7 +4,7 @@
  * dir and brings it back on start, and removes every namespace and TAP it
  * made when it stops (SIGTERM/SIGINT).
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { dirname, join } from 'node:path';
@@ -26,8 +26,9 @@ import {
   type PortBinding,
 } from './model.js';
 import { Runtime } from './runtime.js';
-import { linkExists } from './netns.js';
+import { AttachmentStore, writeJsonAtomic } from './attachments.js';
 import { serveCapture } from './capture.js';
+import { HttpError } from './http-error.js';
 import { EmbeddedDns } from './embedded-dns.js';
 import type { ComposePlan } from './compose.js';
 import { composeDown, composeUp } from './compose-apply.js';
@@ -48,26 +49,6 @@ export interface DaemonOptions {
   advertise?: string;
 }
 
-/** `usernet attach`: a TAP in the daemon's namespace on a network (what is behind it configures itself by DHCP). */
-export interface Attachment {
-  name: string;
-  networkId: string;
-  ifname: string;
-  created: string;
-}
-
-const ATTACHMENT_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
-/** a Linux interface name: at most 15 bytes, no '/', ':', '%' or white space */
-const IFNAME = /^[a-zA-Z0-9_][a-zA-Z0-9_.-]{0,14}$/;
-
-export class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 export class Daemon {
   readonly state: State;
@@ -75,9 +56,8 @@ export class Daemon {
   private server: http.Server | null = null;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly stateFile: string;
-  private readonly attachmentsFile: string;
-  /** attachments (usernet attach), persisted in attachments.json beside state.json */
-  attachments: Attachment[] = [];
+  /** attachments (usernet attach), kept in attachments.json beside state.json */
+  readonly attachments: AttachmentStore;
   /** container addresses by network, for the DHCP servers; rebuilt when the container list changes */
   private ctrIps: { of: readonly Container[]; byNet: Map<string, Set<number>> } | null = null;
   /** the embedded DNS: names of every user-defined network, refreshed on each state change */
@@ -93,18 +73,10 @@ export class Daemon {
     this.runtime = new Runtime(log);
     this.runtime.engine.busyPollMs = opts.busyPollMs ?? 0;
     this.dns = new EmbeddedDns(this.state, opts.dns ?? [], log);
-    this.attachmentsFile = join(opts.stateDir, 'attachments.json');
-    if (existsSync(this.attachmentsFile)) {
-      try {
-        const a = JSON.parse(readFileSync(this.attachmentsFile, 'utf8'));
-        if (Array.isArray(a)) this.attachments = a.filter((x) => x && typeof x.name === 'string' && typeof x.networkId === 'string' && typeof x.ifname === 'string');
-      } catch (e) {
-        log.warn({ err: (e as Error).message }, 'ignoring unreadable attachments.json');
-      }
-    }
+    this.attachments = new AttachmentStore(join(opts.stateDir, 'attachments.json'), this.state, this.runtime, log);
     // DHCP leases are taken addresses; attachments keep their network in use
     this.state.extraTaken = (id) => this.runtime.dhcpHeld(id);
-    this.state.extraInUse = (id) => this.attachments.some((a) => a.networkId === id);
+    this.state.extraInUse = (id) => this.attachments.usesNetwork(id);
   }
 
   /** Whether a container has `ip` on the network (the DHCP servers' view of IPAM). */
@@ -132,40 +104,8 @@ export class Daemon {
 
   persist(): void {
     this.dns.refresh();
-    const tmp = this.stateFile + '.tmp';
-    writeFileSync(tmp, JSON.stringify(this.state.toJSON(), null, 2), { mode: 0o600 });
-    renameSync(tmp, this.stateFile);
-    this.attachments = this.attachments.filter((a) => this.runtime.attachments.has(a.name));
-    const atmp = this.attachmentsFile + '.tmp';
-    writeFileSync(atmp, JSON.stringify(this.attachments, null, 2), { mode: 0o600 });
-    renameSync(atmp, this.attachmentsFile);
-  }
-
-  /** `usernet attach`: checks everything first, so an error changes nothing. */
-  async attach(name: string, networkRef: string, ifname: string): Promise<Attachment> {
-    if (!ATTACHMENT_NAME.test(name)) throw new Error(`invalid attachment name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
-    if (this.attachments.some((a) => a.name === name)) throw new HttpError(409, `attachment name ${name} is already in use`);
-    if (!IFNAME.test(ifname)) throw new Error(`invalid interface name (${ifname}): 1 to 15 of [a-zA-Z0-9_.-]`);
-    const n = this.state.findNetwork(networkRef);
-    if (n.driver !== 'bridge' || !this.runtime.networks.has(n.id)) throw new Error(`network ${n.name} is not a bridge network`);
-    if (await linkExists(ifname)) throw new HttpError(409, `interface ${ifname} already exists in the daemon's namespace`);
-    const real = this.runtime.attachTap(name, n.id, ifname);
-    const a: Attachment = { name, networkId: n.id, ifname: real, created: new Date().toISOString() };
-    this.attachments.push(a);
-    this.log.info({ attachment: name, network: n.name, tap: real }, 'attached');
-    return a;
-  }
-
-  detach(name: string): Attachment {
-    const a = this.attachments.find((x) => x.name === name);
-    if (!a) throw new HttpError(404, `No such attachment: ${name}`);
-    this.runtime.detachTap(name);
-    this.attachments = this.attachments.filter((x) => x !== a);
-    return a;
-  }
-
-  private attachmentView(a: Attachment) {
-    return { Name: a.name, Network: this.state.networkById(a.networkId)?.name ?? a.networkId, NetworkID: a.networkId, Interface: a.ifname, Created: a.created };
+    writeJsonAtomic(this.stateFile, this.state.toJSON());
+    this.attachments.save();
   }
 
   private netnsName(c: Container): string | null {
@@ -265,14 +205,7 @@ export class Daemon {
         this.log.error({ container: c.name, err: (e as Error).message }, 'could not restore container');
       }
     }
-    for (const a of [...this.attachments]) {
-      try {
-        this.runtime.attachTap(a.name, a.networkId, a.ifname);
-        this.log.info({ attachment: a.name, tap: a.ifname }, 'attachment restored');
-      } catch (e) {
-        this.log.error({ attachment: a.name, err: (e as Error).message }, 'could not restore attachment');
-      }
-    }
+    this.attachments.restore();
     await this.listen();
     this.log.info({ socket: this.opts.socket, pid: process.pid }, 'usernet daemon ready');
   }
@@ -492,18 +425,18 @@ export class Daemon {
         return { flows, text: formatConntrack(flows) };
       }
       case 'GET attachments':
-        return this.attachments.map((a) => this.attachmentView(a));
+        return this.attachments.list.map((a) => this.attachments.view(a));
       case 'POST attachments': {
         const b = await this.body(req);
         return this.serial(async () => {
-          const a = await this.attach(String(b.name ?? ''), String(b.network ?? ''), String(b.tap ?? ''));
+          const a = await this.attachments.attach(String(b.name ?? ''), String(b.network ?? ''), String(b.tap ?? ''));
           this.persist();
-          return this.attachmentView(a);
+          return this.attachments.view(a);
         });
       }
       case 'DELETE attachments/:x':
         return this.serial(async () => {
-          const a = this.detach(p[1]);
+          const a = this.attachments.detach(p[1]);
           this.persist();
           return { detached: a.name };
         });
