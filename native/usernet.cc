@@ -1,6 +1,7 @@
 // usernet native addon: moves Ethernet frames between file descriptors (TAP
 // devices, AF_PACKET sockets, later unix sockets) and the JS FramePool, in
-// batches, and reports readiness through libuv.
+// batches, and reports readiness through libuv. UDP tunnels (the VXLAN
+// underlay) move datagram payloads in and whole IPv4 packets out the same way.
 //
 // The contract (argument meanings, return values, errors) is written down
 // in src/io/native.ts; this file follows it. In short:
@@ -12,6 +13,7 @@
 //   openTap(name, {vnetHdr}) -> {fd, name},  close(fd)
 //   openPacket(ifname, {netns, promisc}) -> {fd, ifindex, mac}
 //   openSocketIn(netns, 'udp'|'tcp', ip, port) -> fd
+//   openTunnel(ip, port, {netns}) -> {fd, port}   (UDP in, raw IPv4 out)
 //   stats() -> {oversized}
 //
 // Hot path rules: readBatch/writeBatch allocate nothing and create no JS
@@ -318,6 +320,55 @@ InetOpenResult OpenInetHere(int type, const struct sockaddr_in& addr) {
   return out;
 }
 
+// ---------------------------------------------------------------- UDP tunnels
+
+struct TunnelOpenResult {
+  int fd = -1;     // the UDP socket (receives)
+  int rawFd = -1;  // the raw socket (sends whole IPv4 packets)
+  uint16_t port = 0;  // the bound port (host order; the kernel's pick for 0)
+  int err = 0;
+  const char* syscall = nullptr;
+};
+
+// Raises a socket buffer to 4 MiB: best effort (the *FORCE options need
+// CAP_NET_ADMIN; the plain ones are capped by net.core.[rw]mem_max).
+void RaiseBuffer(int fd, int forceOpt, int opt) {
+  int size = 4 << 20;
+  if (setsockopt(fd, SOL_SOCKET, forceOpt, &size, sizeof size) < 0) setsockopt(fd, SOL_SOCKET, opt, &size, sizeof size);
+}
+
+// A tunnel's socket pair in the calling thread's network namespace: a UDP
+// socket bound to addr (non-blocking, close-on-exec, SO_REUSEADDR, 4 MiB
+// receive buffer) and a send-only raw socket (IPPROTO_RAW: IP_HDRINCL
+// implied, receives nothing; non-blocking, close-on-exec, 4 MiB send
+// buffer). On failure neither is left open.
+TunnelOpenResult OpenTunnelHere(const struct sockaddr_in& addr) {
+  TunnelOpenResult out;
+  auto fail = [&out](const char* call) {
+    out.err = errno;
+    out.syscall = call;
+    if (out.fd >= 0) ::close(out.fd);
+    if (out.rawFd >= 0) ::close(out.rawFd);
+    out.fd = -1;
+    out.rawFd = -1;
+    return out;
+  };
+  out.fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (out.fd < 0) return fail("socket udp");
+  int one = 1;
+  if (setsockopt(out.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0) return fail("setsockopt SO_REUSEADDR");
+  RaiseBuffer(out.fd, SO_RCVBUFFORCE, SO_RCVBUF);
+  out.rawFd = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_RAW);
+  if (out.rawFd < 0) return fail("socket raw");
+  RaiseBuffer(out.rawFd, SO_SNDBUFFORCE, SO_SNDBUF);
+  if (bind(out.fd, reinterpret_cast<const struct sockaddr*>(&addr), sizeof addr) < 0) return fail("bind udp");
+  struct sockaddr_in bound;
+  socklen_t boundLen = sizeof bound;
+  if (getsockname(out.fd, reinterpret_cast<struct sockaddr*>(&bound), &boundLen) < 0) return fail("getsockname");
+  out.port = ntohs(bound.sin_port);
+  return out;
+}
+
 // ---------------------------------------------------------------- namespaces
 
 // The namespace argument of openPacket/openSocketIn: a path, or a bare
@@ -359,7 +410,7 @@ struct Watcher {
   int fd;
   bool inCallback = false;  // cb is running (pollStop from inside cb is deferred)
   bool stopPending = false;
-  bool rearmOnError = false;  // a packet socket: an error condition is transient
+  bool rearmOnError = false;  // a packet socket or tunnel: an error condition is transient
 };
 
 void FinishRelease(Watcher* w) {
@@ -452,6 +503,7 @@ class Usernet : public Napi::Addon<Usernet> {
         InstanceMethod("openTap", &Usernet::OpenTap),
         InstanceMethod("openPacket", &Usernet::OpenPacket),
         InstanceMethod("openSocketIn", &Usernet::OpenSocketIn),
+        InstanceMethod("openTunnel", &Usernet::OpenTunnel),
         InstanceMethod("close", &Usernet::Close),
         InstanceMethod("pollStart", &Usernet::PollStart),
         InstanceMethod("pollStop", &Usernet::PollStop),
@@ -508,6 +560,12 @@ class Usernet : public Napi::Addon<Usernet> {
   struct sockaddr_ll sll_[kMmsgBatch];
   alignas(struct cmsghdr) uint8_t aux_[kMmsgBatch][kAuxSpace];
   VnetHdr zeroVnet_ = {};
+  struct sockaddr_in inet_[kMmsgBatch];  // tunnels: senders (read), destinations (write)
+
+  // ---- tunnels
+  // tunnelRaw_[fd] = rawFd + 1 when fd is a tunnel's UDP socket opened by
+  // openTunnel (rawFd: its send-only raw socket); 0 otherwise.
+  std::vector<int> tunnelRaw_;
 
   bool IsPacket(int fd) const {
     return fd >= 0 && static_cast<size_t>(fd) < isPacket_.size() && isPacket_[fd] != 0;
@@ -519,6 +577,19 @@ class Usernet : public Napi::Addon<Usernet> {
       isPacket_.resize(static_cast<size_t>(fd) + 1, 0);
     }
     isPacket_[fd] = on ? 1 : 0;
+  }
+
+  // The raw socket paired with tunnel fd, or −1 when fd is not a tunnel.
+  int TunnelRaw(int fd) const {
+    return fd >= 0 && static_cast<size_t>(fd) < tunnelRaw_.size() ? tunnelRaw_[fd] - 1 : -1;
+  }
+  void MarkTunnel(int fd, int rawFd) {
+    if (fd < 0) return;
+    if (static_cast<size_t>(fd) >= tunnelRaw_.size()) {
+      if (rawFd < 0) return;
+      tunnelRaw_.resize(static_cast<size_t>(fd) + 1, 0);
+    }
+    tunnelRaw_[fd] = rawFd + 1;
   }
 
   void RequirePool(Napi::Env env) {
@@ -608,7 +679,14 @@ class Usernet : public Napi::Addon<Usernet> {
     for (uint32_t i = 0; i < count; i++) {
       if (hs[i] >= capacity_) ThrowRange(env, "handle " + std::to_string(hs[i]) + " out of range");
     }
-    uint32_t filled = IsPacket(fd) ? ReadPacket(env, fd, hs, count) : ReadFd(env, fd, hs, count);
+    uint32_t filled;
+    if (TunnelRaw(fd) >= 0) {
+      // the sender's address goes into the 8 bytes in front of the payload
+      if (headroom_ < 8) ThrowRange(env, "a tunnel needs a pool headroom of at least 8 bytes");
+      filled = ReadTunnel(env, fd, hs, count);
+    } else {
+      filled = IsPacket(fd) ? ReadPacket(env, fd, hs, count) : ReadFd(env, fd, hs, count);
+    }
     return Napi::Number::New(env, filled);
   }
 
@@ -763,7 +841,12 @@ class Usernet : public Napi::Addon<Usernet> {
     }
     uint32_t consumed = 0;
     uint32_t failed = 0;
-    if (!IsPacket(fd) || !WritePacket(fd, hs, count, &consumed, &failed)) WriteFd(fd, hs, count, &consumed, &failed);
+    int rawFd = TunnelRaw(fd);
+    if (rawFd >= 0) {
+      WriteTunnel(rawFd, hs, count, &consumed, &failed);
+    } else if (!IsPacket(fd) || !WritePacket(fd, hs, count, &consumed, &failed)) {
+      WriteFd(fd, hs, count, &consumed, &failed);
+    }
     return Napi::Number::New(env, static_cast<double>(consumed) + 65536.0 * failed);
   }
 
@@ -832,6 +915,122 @@ class Usernet : public Napi::Addon<Usernet> {
     return handled;
   }
 
+  // Tunnels: recvmmsg(2) on the UDP socket, up to kMmsgBatch datagrams per
+  // call, each payload straight into its slot and the sender into the 8
+  // bytes in front of it (IPv4 address, UDP port, both big-endian, 2 zero
+  // bytes). A datagram longer than a slot (MSG_TRUNC) is dropped and
+  // counted; as in ReadPacket, later ones then move down one slot.
+  uint32_t ReadTunnel(Napi::Env env, int fd, const uint32_t* hs, uint32_t count) {
+    uint32_t filled = 0;
+    uint32_t dropped = 0;
+    while (filled < count) {
+      uint32_t want = count - filled < kMmsgBatch ? count - filled : kMmsgBatch;
+      for (uint32_t j = 0; j < want; j++) {
+        uint32_t h = hs[filled + j];
+        mmsgIov_[j][0] = {base_ + h * slotSize_ + headroom_, maxFrame_};
+        struct msghdr& m = mmsg_[j].msg_hdr;
+        m.msg_name = &inet_[j];
+        m.msg_namelen = sizeof inet_[j];
+        m.msg_iov = mmsgIov_[j];
+        m.msg_iovlen = 1;
+        m.msg_control = nullptr;
+        m.msg_controllen = 0;
+        m.msg_flags = 0;
+        mmsg_[j].msg_len = 0;
+      }
+      int r = recvmmsg(fd, mmsg_, want, MSG_DONTWAIT, nullptr);
+      if (r < 0) {
+        int err = errno;
+        if (err == EINTR) continue;
+        if (err == EAGAIN || err == EWOULDBLOCK) break;
+        if (err == ENOTSOCK) {
+          // Not (any more) a socket: the number was closed behind our back
+          // and reused. Forget it and read it like any fd.
+          MarkTunnel(fd, -1);
+          return filled + ReadFd(env, fd, hs + filled, count - filled);
+        }
+        if (filled > 0) break;  // return what we have; the error recurs next call
+        throw ErrnoError(env, err, "recvmmsg");
+      }
+      uint32_t start = filled;
+      for (int j = 0; j < r; j++) {
+        uint32_t len = mmsg_[j].msg_len;
+        if ((mmsg_[j].msg_hdr.msg_flags & MSG_TRUNC) != 0 || len > maxFrame_) {
+          oversized_++;
+          dropped++;
+          continue;
+        }
+        uint32_t src = hs[start + j];
+        uint32_t h = hs[filled];
+        uint32_t off = h * slotSize_ + headroom_;
+        if (src != h) memcpy(base_ + off, base_ + src * slotSize_ + headroom_, len);
+        uint8_t* from = base_ + off - 8;  // inside the slot's headroom (≥ 8, checked)
+        memcpy(from, &inet_[j].sin_addr.s_addr, 4);
+        memcpy(from + 4, &inet_[j].sin_port, 2);
+        from[6] = 0;
+        from[7] = 0;
+        offsets_[h] = off;
+        lengths_[h] = len;
+        filled++;
+      }
+      if (static_cast<uint32_t>(r) < want) break;  // the queue is empty (or an error waits for the next call)
+      if (dropped > count) break;
+    }
+    return filled;
+  }
+
+  // Tunnels: sendmmsg(2) on the paired raw socket (IP_HDRINCL), up to
+  // kMmsgBatch frames per call; each frame is a whole IPv4 packet, sent to
+  // the destination address in its header. A frame that is no IPv4 packet
+  // (< 20 bytes, version ≠ 4, IHL < 5) fails (EINVAL) without a syscall.
+  // Otherwise as WritePacket: sendmmsg stops at the first frame it cannot
+  // send; the next call starts there and gets its error (hard: consumed
+  // and counted, e.g. EMSGSIZE above the interface's MTU) or EAGAIN (stop).
+  void WriteTunnel(int rawFd, const uint32_t* hs, uint32_t count, uint32_t* consumedOut, uint32_t* failedOut) {
+    uint32_t consumed = 0;
+    uint32_t failed = 0;
+    while (consumed < count) {
+      uint32_t k = 0;
+      while (k < kMmsgBatch && consumed + k < count) {
+        uint32_t h = hs[consumed + k];
+        uint8_t* p = base_ + offsets_[h];
+        uint32_t len = lengths_[h];
+        if (len < 20 || (p[0] >> 4) != 4 || (p[0] & 15) < 5) break;  // not IPv4: ends the run
+        struct sockaddr_in& dst = inet_[k];
+        memset(&dst, 0, sizeof dst);
+        dst.sin_family = AF_INET;
+        memcpy(&dst.sin_addr.s_addr, p + 16, 4);
+        mmsgIov_[k][0] = {p, len};
+        struct msghdr& m = mmsg_[k].msg_hdr;
+        m.msg_name = &dst;
+        m.msg_namelen = sizeof dst;
+        m.msg_iov = mmsgIov_[k];
+        m.msg_iovlen = 1;
+        m.msg_control = nullptr;
+        m.msg_controllen = 0;
+        m.msg_flags = 0;
+        k++;
+      }
+      if (k == 0) {
+        failed++;  // not an IPv4 packet (EINVAL): consumed, no syscall
+        consumed++;
+        continue;
+      }
+      int r = sendmmsg(rawFd, mmsg_, k, MSG_DONTWAIT);
+      if (r < 0) {
+        int err = errno;
+        if (err == EINTR) continue;
+        if (err == EAGAIN || err == EWOULDBLOCK) break;
+        failed++;  // hard error (EMSGSIZE, ENETUNREACH, EHOSTUNREACH, EPERM, ENOBUFS, …): consumed
+        consumed++;
+        continue;
+      }
+      consumed += static_cast<uint32_t>(r);
+    }
+    *consumedOut = consumed;
+    *failedOut = failed;
+  }
+
   // ---- devices
 
   Napi::Value OpenTap(const Napi::CallbackInfo& info) {
@@ -867,6 +1066,8 @@ class Usernet : public Napi::Addon<Usernet> {
       }
     }
     ifr.ifr_name[IFNAMSIZ - 1] = 0;
+    MarkPacket(fd, false);  // a reused number is neither a packet socket
+    MarkTunnel(fd, -1);     // nor a tunnel any more
     Napi::Object out = Napi::Object::New(env);
     out.Set("fd", Napi::Number::New(env, fd));
     out.Set("name", Napi::String::New(env, ifr.ifr_name));
@@ -905,6 +1106,7 @@ class Usernet : public Napi::Addon<Usernet> {
       std::string where = std::string(res.syscall) + " '" + (res.nsStep ? netns : ifname) + "'";
       throw ErrnoError(env, res.err, where.c_str());
     }
+    MarkTunnel(res.fd, -1);  // a reused number is not a tunnel any more
     MarkPacket(res.fd, true);
     double mac = 0;
     for (int i = 0; i < 6; i++) mac = mac * 256 + res.mac[i];
@@ -929,18 +1131,9 @@ class Usernet : public Napi::Addon<Usernet> {
     } else {
       ThrowType(env, "type must be 'udp' or 'tcp', not '" + typeName + "'");
     }
-    if (!info[2].IsString()) ThrowType(env, "ip must be a string");
-    std::string ip = info[2].As<Napi::String>().Utf8Value();
-    struct sockaddr_in addr;
-    memset(&addr, 0, sizeof addr);
-    addr.sin_family = AF_INET;
-    if (inet_pton(AF_INET, ip.c_str(), &addr.sin_addr) != 1) ThrowType(env, "ip must be an IPv4 address, not '" + ip + "'");
-    if (!info[3].IsNumber()) ThrowType(env, "port must be a number");
-    double port = info[3].As<Napi::Number>().DoubleValue();
-    if (!(port >= 0 && port <= 65535) || port != static_cast<double>(static_cast<int>(port))) {
-      ThrowRange(env, "port must be an integer in [0, 65535]");
-    }
-    addr.sin_port = htons(static_cast<uint16_t>(port));
+    std::string ip;
+    int port;
+    struct sockaddr_in addr = InetAddrArg(env, info[2], info[3], &ip, &port);
     InetOpenResult res;
     int nsErr = 0;
     const char* nsSyscall = nullptr;
@@ -955,24 +1148,94 @@ class Usernet : public Napi::Addon<Usernet> {
       throw ErrnoError(env, nsErr, where.c_str());
     }
     if (res.fd < 0) {
-      std::string where = std::string(res.syscall) + " " + typeName + " " + ip + ":" + std::to_string(static_cast<int>(port)) + " in '" + netns + "'";
+      std::string where = std::string(res.syscall) + " " + typeName + " " + ip + ":" + std::to_string(port) + " in '" + netns + "'";
       Napi::Error e = ErrnoError(env, res.err, where.c_str());
       e.Set("address", Napi::String::New(env, ip));
       e.Set("port", Napi::Number::New(env, port));
       throw e;
     }
     MarkPacket(res.fd, false);  // a reused number is not a packet socket any more
+    MarkTunnel(res.fd, -1);     // nor a tunnel
     return Napi::Number::New(env, res.fd);
+  }
+
+  // ip (dotted IPv4) and port ([0, 65535]) arguments as a sockaddr_in.
+  static struct sockaddr_in InetAddrArg(Napi::Env env, const Napi::Value& ipV, const Napi::Value& portV, std::string* ipOut, int* portOut) {
+    if (!ipV.IsString()) ThrowType(env, "ip must be a string");
+    std::string ip = ipV.As<Napi::String>().Utf8Value();
+    struct sockaddr_in addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    if (inet_pton(AF_INET, ip.c_str(), &addr.sin_addr) != 1) ThrowType(env, "ip must be an IPv4 address, not '" + ip + "'");
+    if (!portV.IsNumber()) ThrowType(env, "port must be a number");
+    double port = portV.As<Napi::Number>().DoubleValue();
+    if (!(port >= 0 && port <= 65535) || port != static_cast<double>(static_cast<int>(port))) {
+      ThrowRange(env, "port must be an integer in [0, 65535]");
+    }
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    *ipOut = ip;
+    *portOut = static_cast<int>(port);
+    return addr;
+  }
+
+  // openTunnel(ip, port, {netns}) -> {fd, port} (see src/io/native.ts).
+  Napi::Value OpenTunnel(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string ip;
+    int port;
+    struct sockaddr_in addr = InetAddrArg(env, info[0], info[1], &ip, &port);
+    std::string netns;
+    if (info.Length() > 2 && info[2].IsObject()) {
+      Napi::Value ns = info[2].As<Napi::Object>().Get("netns");
+      if (!ns.IsUndefined() && !ns.IsNull()) netns = NetnsPath(env, ns);
+    }
+    TunnelOpenResult res;
+    if (netns.empty()) {
+      res = OpenTunnelHere(addr);
+    } else {
+      int nsErr = 0;
+      const char* nsSyscall = nullptr;
+      bool entered;
+      try {
+        entered = RunInNetns(netns, [&]() { res = OpenTunnelHere(addr); }, &nsErr, &nsSyscall);
+      } catch (const std::system_error& e) {  // the thread could not be started
+        throw Napi::Error::New(env, std::string("usernet: cannot start a thread to enter ") + netns + ": " + e.what());
+      }
+      if (!entered) {
+        std::string where = std::string(nsSyscall) + " '" + netns + "'";
+        throw ErrnoError(env, nsErr, where.c_str());
+      }
+    }
+    if (res.fd < 0) {
+      std::string where = std::string(res.syscall) + " " + ip + ":" + std::to_string(port);
+      if (!netns.empty()) where += " in '" + netns + "'";
+      Napi::Error e = ErrnoError(env, res.err, where.c_str());
+      e.Set("address", Napi::String::New(env, ip));
+      e.Set("port", Napi::Number::New(env, port));
+      throw e;
+    }
+    // reused numbers: neither is a packet socket or a tunnel any more
+    MarkPacket(res.fd, false);
+    MarkPacket(res.rawFd, false);
+    MarkTunnel(res.rawFd, -1);
+    MarkTunnel(res.fd, res.rawFd);
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("fd", Napi::Number::New(env, res.fd));
+    out.Set("port", Napi::Number::New(env, res.port));
+    return out;
   }
 
   void Close(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     int fd = ArgFd(info, 0);
     MarkPacket(fd, false);
+    int rawFd = TunnelRaw(fd);
+    MarkTunnel(fd, -1);
     // A watcher must never outlive its fd (the number could be reused).
     std::vector<uint32_t> ids;
     for (auto& kv : watchers_) if (kv.second->fd == fd) ids.push_back(kv.first);
     for (uint32_t id : ids) StopWatcher(id);
+    if (rawFd >= 0) ::close(rawFd);  // a tunnel: its send socket goes with it
     if (::close(fd) < 0 && errno != EINTR) throw ErrnoError(env, errno, "close");
   }
 
@@ -987,7 +1250,7 @@ class Usernet : public Napi::Addon<Usernet> {
     w->env = env;
     w->loopState = loopState_;
     w->fd = fd;
-    w->rearmOnError = IsPacket(fd);
+    w->rearmOnError = IsPacket(fd) || TunnelRaw(fd) >= 0;
     w->handle.data = w;
     int rc = uv_poll_init(loopState_->loop, &w->handle, fd);
     if (rc < 0) {

@@ -16,9 +16,11 @@ function collect(v: string, prev: string[]): string[] {
 function kv(list: string[], what: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const item of list) {
+    // as Docker: a bare KEY (`-o encrypted`) is KEY with an empty value
     const i = item.indexOf('=');
-    if (i <= 0) throw new Error(`invalid ${what} "${item}": expected KEY=VALUE`);
-    out[item.slice(0, i)] = item.slice(i + 1);
+    if (i === 0 || item === '') throw new Error(`invalid ${what} "${item}": expected KEY=VALUE or KEY`);
+    if (i < 0) out[item] = '';
+    else out[item.slice(0, i)] = item.slice(i + 1);
   }
   return out;
 }
@@ -50,8 +52,9 @@ export async function main(argv: string[]): Promise<number> {
     .option('--state-dir <dir>', 'where networks and containers are kept', '/var/lib/usernet')
     .option('--uplink <spec>', 'the outside: tap:NAME,ip=CIDR,gw=IP or iface:NAME,ip=CIDR,gw=IP')
     .option('--dns <ip>', 'upstream resolver for names the embedded DNS does not know (repeatable)', collect, [])
-    .option('--cluster <url>', 'etcd://HOST:PORT (later issue)')
-    .option('--advertise <ip>', 'this host address for overlay peers (later issue)')
+    .option('--cluster <url>', 'etcd://HOST:PORT: share overlay networks with the other daemons')
+    .option('--advertise <ip>', "this host's address on the underlay (its VXLAN tunnel endpoint)")
+    .option('--cluster-ttl <seconds>', 'lease of this daemon\'s cluster records: they vanish this long after it dies', '15')
     .option('--netns-prefix <prefix>', 'prefix of the namespaces made for containers', 'usernet-')
     .option('--log-level <level>', 'trace|debug|info|warn|error', 'info')
     .option('--busy-poll <ms>', 'after traffic, poll without sleeping for this long (lower latency, one core busy while traffic flows; 0 = off)', '0')
@@ -69,6 +72,7 @@ export async function main(argv: string[]): Promise<number> {
         uplink: o.uplink,
         cluster: o.cluster,
         advertise: o.advertise,
+        clusterTtl: Number(o.clusterTtl),
       });
     });
 

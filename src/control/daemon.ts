@@ -34,6 +34,10 @@ import type { ComposePlan } from './compose.js';
 import { composeDown, composeUp } from './compose-apply.js';
 import { collectStats, statsTable, type StatsReport } from './stats.js';
 import { parseUplink } from './uplink.js';
+import { AddressConflict, OverlayControl } from './overlay-control.js';
+
+/** drivers this daemon builds */
+const STATE_OPTS = { supportedDrivers: ['bridge', 'overlay'] as const };
 
 export interface DaemonOptions {
   socket: string;
@@ -45,8 +49,12 @@ export interface DaemonOptions {
   /** adaptive busy-poll window after traffic (ms, 0 = off) */
   busyPollMs?: number;
   uplink?: string;
+  /** etcd://HOST:PORT: overlay networks shared with the other daemons */
   cluster?: string;
+  /** this host's underlay address (its VTEP) */
   advertise?: string;
+  /** lease TTL of this daemon's cluster records (s) */
+  clusterTtl?: number;
 }
 
 
@@ -62,6 +70,8 @@ export class Daemon {
   private ctrIps: { of: readonly Container[]; byNet: Map<string, Set<number>> } | null = null;
   /** the embedded DNS: names of every user-defined network, refreshed on each state change */
   readonly dns: EmbeddedDns;
+  /** the overlay driver (cluster control plane + VTEPs); set by start() */
+  overlay: OverlayControl | null = null;
 
   constructor(
     readonly opts: DaemonOptions,
@@ -69,13 +79,13 @@ export class Daemon {
   ) {
     mkdirSync(opts.stateDir, { recursive: true, mode: 0o700 });
     this.stateFile = join(opts.stateDir, 'state.json');
-    this.state = existsSync(this.stateFile) ? State.fromJSON(JSON.parse(readFileSync(this.stateFile, 'utf8'))) : new State();
+    this.state = existsSync(this.stateFile) ? State.fromJSON(JSON.parse(readFileSync(this.stateFile, 'utf8')), STATE_OPTS) : new State(STATE_OPTS);
     this.runtime = new Runtime(log);
     this.runtime.engine.busyPollMs = opts.busyPollMs ?? 0;
     this.dns = new EmbeddedDns(this.state, opts.dns ?? [], log);
     this.attachments = new AttachmentStore(join(opts.stateDir, 'attachments.json'), this.state, this.runtime, log);
     // DHCP leases are taken addresses; attachments keep their network in use
-    this.state.extraTaken = (id) => this.runtime.dhcpHeld(id);
+    this.state.extraTaken = (id) => [...this.runtime.dhcpHeld(id), ...(this.overlay?.claimedElsewhere(id) ?? [])];
     this.state.extraInUse = (id) => this.attachments.usesNetwork(id);
   }
 
@@ -117,24 +127,35 @@ export class Daemon {
   }
 
   async bringUpNetwork(n: Network): Promise<void> {
+    if (n.driver === 'overlay') {
+      // a switch and the local gateway as for a bridge (no DHCP: every host would answer), joined to the VTEP
+      if (!this.overlay) throw new Error('internal: overlay network before the overlay driver started');
+      await this.runtime.addBridge(this.bridgeSpec(n), n.subnet!);
+      this.overlay.bringUp(n);
+      return;
+    }
     if (n.driver !== 'bridge') return;
     await this.runtime.addBridge(
-      {
-        id: n.id,
-        name: n.name,
-        gatewayIp: parseIp(n.gateway!),
-        gatewayMac: macToNumber(n.gatewayMac),
-        prefixLen: networkPrefixLen(n),
-        mtu: networkMtu(n),
-        internal: n.internal,
-        icc: networkIcc(n),
-      },
+      this.bridgeSpec(n),
       n.subnet!,
       {
         containerHolds: (ip) => this.containerHolds(n.id, ip),
         resolve: (q) => this.dns.resolver.handle(q, { networks: [n.id], internalOnly: n.internal }, 'udp'),
       },
     );
+  }
+
+  private bridgeSpec(n: Network) {
+    return {
+      id: n.id,
+      name: n.name,
+      gatewayIp: parseIp(n.gateway!),
+      gatewayMac: macToNumber(n.gatewayMac),
+      prefixLen: networkPrefixLen(n),
+      mtu: networkMtu(n),
+      internal: n.internal,
+      icc: networkIcc(n),
+    };
   }
 
   /** A published port's target: the container's address on the network it was created on. */
@@ -151,7 +172,13 @@ export class Daemon {
 
   async bringUpContainer(c: Container): Promise<void> {
     if (c.networkMode === 'container') return; // lives in its target's namespace: nothing of its own
-    await this.runtime.createContainer(c.id, c.name, this.netnsName(c));
+    await this.overlay?.register(c);
+    try {
+      await this.runtime.createContainer(c.id, c.name, this.netnsName(c));
+    } catch (e) {
+      await this.overlay?.unregister(c);
+      throw e;
+    }
     try {
       for (const ep of c.endpoints) {
         const n = this.state.findNetwork(ep.networkId);
@@ -172,6 +199,7 @@ export class Daemon {
     } catch (e) {
       await this.stopDns(c);
       await this.runtime.removeContainer(c.id);
+      await this.overlay?.unregister(c);
       throw e;
     }
   }
@@ -191,10 +219,23 @@ export class Daemon {
     await this.stopDns(c);
     for (const p of c.ports) await this.runtime.unpublish(this.publishSpec(c, p)).catch(() => undefined);
     await this.runtime.removeContainer(c.id);
+    await this.overlay?.unregister(c);
   }
 
   async start(): Promise<void> {
     if (this.opts.uplink) this.runtime.setUplink(parseUplink(this.opts.uplink));
+    this.overlay = await OverlayControl.start(
+      {
+        state: this.state,
+        runtime: this.runtime,
+        log: this.log,
+        serial: (fn) => this.serial(fn),
+        bringUpNetwork: (n) => this.bringUpNetwork(n),
+        persist: () => this.persist(),
+      },
+      { cluster: this.opts.cluster, advertise: this.opts.advertise, ttlSeconds: this.opts.clusterTtl },
+    );
+    this.dns.remote = () => this.overlay?.remoteContainers() ?? [];
     await this.runtime.setHostLink();
     for (const n of this.state.networks()) await this.bringUpNetwork(n);
     for (const c of this.state.containers()) {
@@ -206,6 +247,7 @@ export class Daemon {
       }
     }
     this.attachments.restore();
+    await this.overlay.reconcile();
     await this.listen();
     this.log.info({ socket: this.opts.socket, pid: process.pid }, 'usernet daemon ready');
   }
@@ -244,6 +286,7 @@ export class Daemon {
     }
     await this.queue.catch(() => undefined);
     for (const c of this.state.containers()) await this.stopDns(c);
+    await this.overlay?.close();
     await this.runtime.shutdown();
     try {
       unlinkSync(this.opts.socket);
@@ -298,7 +341,7 @@ export class Daemon {
       case 'POST networks': {
         const b = await this.body(req);
         return this.serial(async () => {
-          const n = this.state.createNetwork({
+          const spec = {
             name: b.name,
             driver: b.driver,
             subnet: b.subnet,
@@ -308,12 +351,15 @@ export class Daemon {
             attachable: !!b.attachable,
             options: b.options ?? {},
             labels: b.labels ?? {},
-          });
+          };
+          const overlay = b.driver === 'overlay' && this.overlay;
+          const n = overlay ? await overlay.createNetwork(spec) : this.state.createNetwork(spec);
           try {
             await this.bringUpNetwork(n);
           } catch (e) {
             this.runtime.removeNetwork(n.id, n.subnet ?? undefined);
             this.state.removeNetwork(n.id);
+            if (overlay) await overlay.removeNetwork(n).catch(() => undefined);
             throw e;
           }
           this.persist();
@@ -325,7 +371,14 @@ export class Daemon {
         return this.inspectNet(this.state.findNetwork(p[1]));
       case 'DELETE networks/:x':
         return this.serial(async () => {
+          const before = this.state.toJSON();
           const n = this.state.removeNetwork(p[1]);
+          try {
+            await this.overlay?.removeNetwork(n);
+          } catch (e) {
+            this.state.restore(before);
+            throw e;
+          }
           this.runtime.removeNetwork(n.id, n.subnet ?? undefined);
           this.persist();
           return { removed: n.name };
@@ -333,7 +386,22 @@ export class Daemon {
       case 'POST networks/:x':
         if (p[1] !== 'prune') break;
         return this.serial(async () => {
-          const removed = this.state.prune();
+          const before = this.state.toJSON();
+          const pruned = this.state.prune();
+          const removed: Network[] = [];
+          const kept = new Set<string>();
+          for (const n of pruned) {
+            try {
+              await this.overlay?.removeNetwork(n);
+              removed.push(n);
+            } catch {
+              kept.add(n.id); // in use on another host
+            }
+          }
+          if (kept.size) {
+            this.state.restore(before);
+            for (const n of removed) this.state.removeNetwork(n.id);
+          }
           for (const n of removed) this.runtime.removeNetwork(n.id, n.subnet ?? undefined);
           this.persist();
           return { removed: removed.map((n) => n.name) };
@@ -342,15 +410,25 @@ export class Daemon {
         const b = await this.body(req);
         return this.serial(async () => {
           const before = this.state.toJSON();
-          const { container: c, endpoint: ep, network: n } = this.state.connect(p[1], String(b.container ?? ''), {
-            ip: b.ip,
-            aliases: b.aliases ?? [],
-          });
+          let att: ReturnType<State['connect']>;
+          for (let attempt = 0; ; attempt++) {
+            att = this.state.connect(p[1], String(b.container ?? ''), { ip: b.ip, aliases: b.aliases ?? [] });
+            try {
+              await this.overlay?.register(att.container, [att.endpoint]);
+              break;
+            } catch (e) {
+              this.state.restore(before);
+              if (e instanceof AddressConflict && !b.ip && attempt < 8) continue;
+              throw e;
+            }
+          }
+          const { container: c, endpoint: ep, network: n } = att;
           try {
             await this.runtime.plug(c.id, n.id, { ifname: ep.ifname, mac: ep.mac, cidr: `${ep.ip}/${networkPrefixLen(n)}` });
             await this.routeContainer(c);
           } catch (e) {
             this.runtime.unplug(c.id, n.id);
+            await this.overlay?.unregister(c, [ep]);
             this.state.restore(before);
             throw e;
           }
@@ -361,8 +439,9 @@ export class Daemon {
       case 'POST networks/:x/disconnect': {
         const b = await this.body(req);
         return this.serial(async () => {
-          const { container: c, network: n } = this.state.disconnect(p[1], String(b.container ?? ''));
+          const { container: c, network: n, endpoint: ep } = this.state.disconnect(p[1], String(b.container ?? ''));
           this.runtime.unplug(c.id, n.id);
+          await this.overlay?.unregister(c, [ep]);
           await this.routeContainer(c);
           this.persist();
           return { disconnected: n.name };
@@ -380,20 +459,26 @@ export class Daemon {
           const ports = publish.map((spec) => parsePublish(String(spec)));
           const mode = b.network === 'host' || b.network === 'none';
           if (ports.length && mode) warnings.push(b.network === 'host' ? HOST_MODE_PORTS_WARNING : 'Published ports are discarded when using none network mode');
-          const c = this.state.createContainer({
-            name: b.name,
-            network: b.network ?? 'bridge',
-            ip: b.ip,
-            aliases: b.aliases ?? [],
-            hostname: b.hostname,
-            mac: b.mac,
-            ports: mode ? [] : ports,
-          });
-          try {
-            await this.bringUpContainer(c);
-          } catch (e) {
-            this.state.removeContainer(c.id);
-            throw e;
+          let c: Container;
+          // another host may claim the address we picked first (overlay): pick again, a few times
+          for (let attempt = 0; ; attempt++) {
+            c = this.state.createContainer({
+              name: b.name,
+              network: b.network ?? 'bridge',
+              ip: b.ip,
+              aliases: b.aliases ?? [],
+              hostname: b.hostname,
+              mac: b.mac,
+              ports: mode ? [] : ports,
+            });
+            try {
+              await this.bringUpContainer(c);
+              break;
+            } catch (e) {
+              this.state.removeContainer(c.id);
+              if (e instanceof AddressConflict && !b.ip && attempt < 8) continue;
+              throw e;
+            }
           }
           this.persist();
           this.log.info({ container: c.name }, 'container created');
@@ -449,7 +534,14 @@ export class Daemon {
   }
 
   private inspectNet(n: Network): unknown {
-    return inspectNetwork(n, this.state.containers());
+    const out = inspectNetwork(n, this.state.containers()) as unknown as Record<string, unknown>;
+    if (n.driver === 'overlay' && this.overlay) {
+      out.Overlay = this.overlay.describe(n);
+      // endpoints on other hosts, as `docker network inspect` lists them on a swarm network
+      const remote = this.overlay.remoteContainers().filter((c) => c.endpoints.some((e) => e.networkId === n.id));
+      if (remote.length) out.Peers = remote.map((c) => ({ Name: c.name, IP: c.endpoints.find((e) => e.networkId === n.id)!.ip }));
+    }
+    return out;
   }
 
   private inspectCtr(c: Container): unknown {
@@ -471,16 +563,12 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     return 1;
   }
   const log = pino({ level: opts.logLevel, base: { pid: process.pid } }, pino.destination(2));
-  for (const [flag, v] of [
-    ['--cluster', opts.cluster],
-    ['--advertise', opts.advertise],
-  ] as const)
-    if (v) log.warn(`${flag} is not implemented yet; ignored`);
   const d = new Daemon(opts, log);
   try {
     await d.start();
   } catch (e) {
     process.stderr.write(`usernet: ${(e as Error).message}\n`);
+    await d.overlay?.close().catch(() => undefined);
     await d.runtime.shutdown().catch(() => undefined);
     return 1;
   }

@@ -16,6 +16,8 @@ export class EmbeddedDns {
   readonly table = new DnsTable();
   readonly resolver: DnsResolver;
   private readonly servers = new Map<string, ContainerDns>();
+  /** containers on other hosts (overlay endpoints from the cluster), named like local ones */
+  remote: (() => readonly Container[]) | null = null;
 
   constructor(
     private readonly state: State,
@@ -28,7 +30,8 @@ export class EmbeddedDns {
 
   /** Call after every state change. */
   refresh(): void {
-    this.table.update(this.state.networks(), this.state.containers());
+    const remote = this.remote?.() ?? [];
+    this.table.update(this.state.networks(), remote.length ? [...this.state.containers(), ...remote] : this.state.containers());
   }
 
   /** Who is asking: the container's networks as they are now. */

@@ -38,6 +38,7 @@ import {
   parseIp,
   parseMac,
   resolveIpamConfig,
+  OVERLAY_POOLS,
   DEFAULT_BRIDGE_GATEWAY,
   DEFAULT_BRIDGE_SUBNET,
 } from '../services/ipam.js';
@@ -77,6 +78,7 @@ import {
   validateRecord,
   withGatewayMac,
 } from './records.js';
+import { validateOverlayOptions } from './overlay-options.js';
 import { checkContainer, checkNetwork } from './state-file.js';
 
 export * from './records.js';
@@ -202,15 +204,17 @@ export class State {
     const options = validateRecord(spec.options, 'option');
     const labels = validateRecord(spec.labels, 'label');
     if (driver === 'bridge') validateBridgeOptions(options);
+    if (driver === 'overlay') validateOverlayOptions(options);
     const existing = this.nets
       .filter((n) => n.subnet !== null)
       .map((n) => ({ name: n.name, subnet: parseCidr(n.subnet!) }));
-    const ipam = resolveIpamConfig({ subnet: spec.subnet, gateway: spec.gateway, ipRange: spec.ipRange }, existing);
+    const pools = driver === 'overlay' ? OVERLAY_POOLS : undefined;
+    const ipam = resolveIpamConfig({ subnet: spec.subnet, gateway: spec.gateway, ipRange: spec.ipRange }, existing, pools);
     const net = withGatewayMac({
       id: this.freshId(),
       name,
       driver: driver as Driver,
-      scope: 'local',
+      scope: driver === 'overlay' && spec.scope === 'swarm' ? 'swarm' : 'local',
       subnet: formatCidr(ipam.subnet),
       gateway: formatIp(ipam.gateway),
       ipRange: ipam.ipRange ? formatCidr(ipam.ipRange) : null,
@@ -224,6 +228,34 @@ export class State {
     });
     this.nets = [...this.nets, net];
     return net;
+  }
+
+  /**
+   * A network another host created (an overlay network from the cluster),
+   * with its id. Refused (the one-line reason) when its name or subnet
+   * clashes with a network here; a network already known by id is kept.
+   */
+  adoptNetwork(net: Network): Network {
+    const known = this.nets.find((n) => n.id === net.id);
+    if (known) return known;
+    if (this.nets.some((n) => n.name === net.name)) throw new Error(`network name ${net.name} is already used by a local network`);
+    if (net.subnet !== null) {
+      const sub = parseCidr(net.subnet);
+      const clash = this.nets.find((n) => n.subnet !== null && cidrsOverlap(parseCidr(n.subnet), sub));
+      if (clash) throw new Error(`subnet ${net.subnet} overlaps with network "${clash.name}" (${clash.subnet})`);
+    }
+    const n = withGatewayMac({ ...net, builtin: false });
+    this.nets = [...this.nets, n];
+    return n;
+  }
+
+  /** Drop a network another host removed; false (kept) while containers here are on it. */
+  forgetNetwork(id: string): boolean {
+    const n = this.nets.find((x) => x.id === id);
+    if (!n) return true;
+    if (this.containersOn(n).length > 0 || this.extraInUse?.(n.id)) return false;
+    this.nets = this.nets.filter((x) => x !== n);
+    return true;
   }
 
   /** Remove by name or id prefix; returns the removed network. */

@@ -19,7 +19,8 @@ export interface Network {
   readonly id: string;
   readonly name: string;
   readonly driver: Driver;
-  readonly scope: 'local';
+  /** 'swarm': an overlay network shared through the cluster (etcd) */
+  readonly scope: 'local' | 'swarm';
   /** CIDR, e.g. "172.18.0.0/16"; null for host/none. */
   readonly subnet: string | null;
   readonly gateway: string | null;
@@ -80,6 +81,8 @@ export interface Container {
 
 export interface NetworkSpec {
   name: string;
+  /** 'swarm' for overlay networks shared through the cluster */
+  scope?: 'local' | 'swarm';
   driver?: string;
   subnet?: string | null;
   gateway?: string | null;
@@ -182,7 +185,9 @@ export function networkPrefixLen(n: Network): number {
 
 export function networkMtu(n: Network): number {
   const v = n.options[MTU_OPTION];
-  return v === undefined ? DEFAULT_MTU : Number(v);
+  if (v !== undefined) return Number(v);
+  if (n.driver === 'overlay') return n.options.encrypted !== undefined && n.options.encrypted !== 'false' ? 1418 : 1450;
+  return DEFAULT_MTU;
 }
 
 /** Inter-container communication allowed (enable_icc is not "false"). */

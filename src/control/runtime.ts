@@ -22,6 +22,7 @@ import { GatewayDns } from '../services/gateway-dns.js';
 import { formatIp, parseIp as parseIpNum } from '../services/ipam.js';
 import { CaptureSession, SinkSet } from './capture.js';
 import * as netns from './netns.js';
+import type { OverlayPlane } from './overlay-plane.js';
 import type { UplinkSpec } from './uplink.js';
 
 /** The host link (like docker0): the daemon's namespace reaches containers through it. */
@@ -99,6 +100,8 @@ export class Runtime {
   readonly router: Router;
   uplink: { spec: UplinkSpec; dev: TapDevice | PacketDevice; iface: number } | null = null;
   hostLink: { dev: TapDevice; iface: number } | null = null;
+  /** the overlay driver's VTEPs (set by the daemon) */
+  overlay: OverlayPlane | null = null;
   private readonly ctx: DataplaneContext;
   private readonly networkSinks = new Map<string, SinkSet>();
   /** userland proxies by "proto/hostIp/hostPort" */
@@ -303,6 +306,7 @@ export class Runtime {
     if (sinks) for (const s of [...sinks.sessions]) s.finish();
     for (const [name, a] of this.attachments) if (a.networkId === id) this.detachTap(name);
     this.stopDhcp(id);
+    this.overlay?.remove(id);
     n.destroy();
     this.networks.delete(id);
   }

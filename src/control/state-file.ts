@@ -71,7 +71,7 @@ export function checkNetwork(raw: unknown, fail: Fail): Network {
       fail(`${where}: ${(err as Error).message}`);
     }
   } else if (ipRange !== null) fail(`${where}: ip-range without subnet`);
-  if (o.scope !== 'local') fail(`${where}: scope must be local`);
+  if (o.scope !== 'local' && o.scope !== 'swarm') fail(`${where}: scope must be local or swarm`);
   const id = hexId(o, 'id', fail, where);
   const gwMac = str(o, 'gatewayMac', fail, where);
   if (gwMac !== gatewayMac(id)) fail(`${where}: gatewayMac does not match the id`);
@@ -80,7 +80,7 @@ export function checkNetwork(raw: unknown, fail: Fail): Network {
     gatewayMac: gwMac,
     name,
     driver,
-    scope: 'local',
+    scope: o.scope as 'local' | 'swarm',
     subnet,
     gateway,
     ipRange,

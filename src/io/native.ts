@@ -123,6 +123,66 @@
  *   IPv4, RangeError for a port outside [0, 65535] or an empty netns.
  *   Binding 127.0.0.11 needs the namespace's lo up (lo's 127.0.0.1/8 is what
  *   makes every 127.x address local).
+ * - openTunnel(ip, port, opts) opens a UDP tunnel endpoint (the VXLAN
+ *   underlay): a pair of sockets, both non-blocking and close-on-exec, in
+ *   the calling process's network namespace or, with opts.netns (as for
+ *   openPacket: a path or an `ip netns` name), in that namespace (made by a
+ *   helper thread as in openSocketIn):
+ *   - a UDP socket (SOCK_DGRAM) bound to ip:port (ip may be '0.0.0.0';
+ *     port 0: the kernel picks), SO_REUSEADDR, receive buffer raised to
+ *     4 MiB where allowed (SO_RCVBUFFORCE, else SO_RCVBUF capped by
+ *     net.core.rmem_max). It receives.
+ *   - a send-only raw socket (AF_INET, SOCK_RAW, IPPROTO_RAW: IP_HDRINCL
+ *     implied; such a socket never receives), send buffer raised to 4 MiB
+ *     the same way. It sends.
+ *   Returns { fd, port }: fd is the UDP socket's (the handle for every other
+ *   call), port the bound port (the kernel's pick when 0 was asked for). The
+ *   addon remembers the raw socket paired with fd; close(fd) stops any
+ *   watcher and closes both (not fs.closeSync: that would leave the raw
+ *   socket open).
+ *   Errors: errno-shaped, syscall naming the step and the address (e.g.
+ *   'EADDRINUSE' / 'EADDRNOTAVAIL' with syscall "bind udp 10.0.0.1:4789 in
+ *   '/run/netns/X'", .address/.port set; 'EPERM' at "socket raw …" without
+ *   CAP_NET_RAW; 'ENOENT' with syscall "open netns '/run/netns/X'" for a
+ *   namespace that does not exist); nothing stays open after a failure.
+ *   TypeError for an ip that is not dotted IPv4 or a netns that is not a
+ *   string, RangeError for a port outside [0, 65535] or an empty netns.
+ *
+ *   readBatch/writeBatch/pollStart on a tunnel fd:
+ *   - readBatch(fd, handles, count): recvmmsg(2) on the UDP socket, up to 64
+ *     datagrams per syscall (more loop), until `count` or EAGAIN. Each
+ *     datagram's payload (the UDP payload: no IP or UDP header) lands at
+ *     offsets[h] = h*slotSize + headroom, lengths[h] = payload bytes (an
+ *     empty datagram gives 0). The sender sits in the 8 bytes just before
+ *     offsets[h], inside the headroom: its IPv4 address (4 bytes,
+ *     big-endian), its UDP source port (2 bytes, big-endian), 2 zero bytes
+ *     (TunnelDevice.senderOf/senderPortOf read them). Needs headroom ≥ 8
+ *     (RangeError otherwise). A datagram longer than slotSize − headroom
+ *     (MSG_TRUNC) is dropped and counted in stats().oversized. Other errors
+ *     as for packet sockets: an errno-shaped Error (syscall 'recvmmsg')
+ *     unless some datagrams were read, then those are returned and the
+ *     error surfaces on the next call. Datagrams with a bad UDP checksum
+ *     never get here (the kernel drops them).
+ *   - writeBatch(fd, handles, count): sendmmsg(2) on the paired raw socket,
+ *     up to 64 frames per syscall (more loop). Each frame (offsets[h],
+ *     lengths[h]) is a complete IPv4 packet starting with its header, built
+ *     by the caller (IPv4 + UDP + payload, the UDP checksum filled in or
+ *     0); it is sent to the destination address in its header (bytes
+ *     16..19, also what the route lookup uses) without any fragmentation.
+ *     The kernel fills in the header's total length and checksum, and a
+ *     zero source address (the route's) or zero id; DF and every other
+ *     field go out as given (the pool's copy is not changed). Return
+ *     contract as for TAPs and packet sockets: consumed + 65536 * failed.
+ *     Hard errors consume the frame and count as failed, and the batch goes
+ *     on with the next frame: a frame shorter than 20 bytes, not IP version
+ *     4 or with IHL < 5 (EINVAL, checked here, no syscall); EMSGSIZE (longer
+ *     than the outgoing interface's MTU, DF or not: raw sockets do not
+ *     fragment); ENETUNREACH / EHOSTUNREACH (no route); EINVAL; EPERM (a
+ *     netfilter drop); ENOBUFS; any other errno but EINTR (retried).
+ *     EAGAIN (send buffer full) stops the batch: the rest stays with the
+ *     caller.
+ *   - pollStart(fd, cb) watches the UDP socket's readability; like a packet
+ *     socket's, the watcher is re-armed after an error condition.
  * - stats(): process-wide counters of the addon.
  */
 import { createRequire } from 'node:module';
@@ -149,6 +209,18 @@ export interface PacketSocket {
   mac: number;
 }
 
+export interface TunnelOptions {
+  /** open both sockets in this network namespace: a path (/proc/PID/ns/net, /run/netns/NAME) or an `ip netns` name */
+  netns?: string;
+}
+
+export interface TunnelSocket {
+  /** the UDP socket's fd: readBatch reads datagrams from it, writeBatch sends through its paired raw socket */
+  fd: number;
+  /** the bound UDP port (the kernel's pick when 0 was asked for) */
+  port: number;
+}
+
 export interface NativeAddon {
   bindPool(buffer: ArrayBuffer, offsets: Uint32Array, lengths: Uint32Array, slotSize: number, headroom: number): void;
   openTap(name: string, opts?: TapOptions): { fd: number; name: string };
@@ -163,6 +235,8 @@ export interface NativeAddon {
   pollStop(id: number): void;
   /** An AF_INET socket bound (TCP: and listening) inside a network namespace; returns the fd (see the contract above). */
   openSocketIn(netns: string, type: 'udp' | 'tcp', ip: string, port: number): number;
+  /** A UDP tunnel endpoint: a UDP socket bound to ip:port (receives) paired with a raw IPv4 socket (sends); see the contract above. */
+  openTunnel(ip: string, port: number, opts?: TunnelOptions): TunnelSocket;
   close(fd: number): void;
   /** oversized: frames dropped by readBatch for not fitting a slot; watchers: active pollStart watchers */
   stats(): { oversized: number; watchers: number };

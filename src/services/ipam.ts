@@ -182,6 +182,11 @@ export const DEFAULT_POOLS: readonly Cidr[] = Object.freeze(
   ].map((c) => Object.freeze(c)),
 );
 
+/** Docker swarm's default pool for overlay networks: 10.0.0.0/8 cut into /24s. */
+export const OVERLAY_POOLS: readonly Cidr[] = Object.freeze(
+  Array.from({ length: 65536 }, (_, i) => Object.freeze({ base: (0x0a000000 + (i << 8)) >>> 0, prefix: 24 })),
+);
+
 /** First default pool overlapping none of `existing`; Docker's error when none is left. */
 export function pickDefaultPool(existing: readonly ExistingSubnet[], pools: readonly Cidr[] = DEFAULT_POOLS): Cidr {
   for (const p of pools) {
@@ -202,7 +207,7 @@ export function firstHost(c: Cidr): number {
  * from the default pools), gateway (given or the first host address) and
  * ip-range. Throws a one-line error on bad input.
  */
-export function resolveIpamConfig(req: IpamRequest, existing: readonly ExistingSubnet[]): IpamConfig {
+export function resolveIpamConfig(req: IpamRequest, existing: readonly ExistingSubnet[], pools: readonly Cidr[] = DEFAULT_POOLS): IpamConfig {
   const hasSubnet = req.subnet != null && req.subnet !== '';
   const hasGateway = req.gateway != null && req.gateway !== '';
   const hasRange = req.ipRange != null && req.ipRange !== '';
@@ -223,7 +228,7 @@ export function resolveIpamConfig(req: IpamRequest, existing: readonly ExistingS
       }
     }
   } else {
-    subnet = pickDefaultPool(existing);
+    subnet = pickDefaultPool(existing, pools);
   }
   let ipRange: Cidr | null = null;
   if (hasRange) {

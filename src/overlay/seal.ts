@@ -1,0 +1,458 @@
+/**
+ * Seal / open — AES-256-GCM protection of VXLAN tunnel payloads for overlay
+ * networks created with `-o encrypted` (see docs/overlay-encryption.md).
+ *
+ * This module handles everything after the outer UDP header; another part
+ * builds the outer Ethernet/IPv4/UDP headers. Wire format:
+ *
+ *   offset  size  field
+ *   0       8     VXLAN header: flags 0x0A (0x08 "I" valid VNI | 0x02 usernet
+ *                 "encrypted"), 3 zero bytes, 24-bit VNI, 1 zero byte
+ *   8       4     key id     (uint32 BE)
+ *   12      4     sender id  (uint32 BE, the sending VTEP's IPv4 address)
+ *   16      8     sequence   (uint64 BE, from 1 per (sender, key), never reused)
+ *   24      n     ciphertext of the inner Ethernet frame (n bytes)
+ *   24+n    16    GCM tag
+ *
+ *   nonce = bytes 12..23 (sender id ‖ sequence), AAD = bytes 0..23.
+ *   Overhead over plain VXLAN: 32 bytes (overlay MTU 1450 → 1418).
+ *
+ * Parts:
+ *   KeyRing       the keys of one network (at most the newest 3); which key
+ *                 sends now (newest with activeFrom ≤ now), lookup by id.
+ *   ReplayWindow  one RFC 6479 sliding window of 1024 sequence numbers
+ *                 (bitmap of 33 uint32 words; sequences as doubles < 2^53).
+ *   ReplayTable   bounded map (sender id, key id) → ReplayWindow; when full,
+ *                 the least recently used window is evicted (`evictions`).
+ *   Sealer        seal(pool, h, vni, ring, senderId, now): encrypts frame h in
+ *                 place, prepends the 24-byte header into headroom, appends the
+ *                 tag into tailroom. One per network: it keeps the sequence
+ *                 counter of each key id.
+ *   Opener        open(pool, h, ring, now): verifies and decrypts in place,
+ *                 leaves offset/length on the inner Ethernet frame. One per
+ *                 network: it owns that network's replay windows.
+ *
+ * Counters: Sealer — txPackets txBytes (sealed frames, bytes after sealing),
+ * drops and reasons[SealDrop.*]. Opener — rxPackets rxBytes (opened frames,
+ * inner bytes), drops and reasons[OpenResult.*] (reasons[ok] stays 0).
+ *
+ * Time is injected (`now`, ms): it picks the send key and orders replay
+ * windows for eviction. Nothing here reads the clock.
+ *
+ * Allocation: node:crypto allocates a cipher object and output buffers per
+ * frame, so this path allocates (the plain VXLAN path must not). Plaintext is
+ * written into the slot only after the tag verified.
+ *
+ * Safety rules the callers must keep (see the doc for why):
+ *   - a key id names one key for ever: the control plane never reissues an id;
+ *   - sender ids are unique among the daemons sharing a key;
+ *   - a daemon that restarts must not send with a key it used before the
+ *     restart (its counters restart at 1): rotate in a fresh key first.
+ */
+import { createCipheriv, createDecipheriv, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
+import type { FramePool } from '../dataplane/pool.js';
+
+/** VXLAN flags byte of an encrypted frame: I (0x08) | encrypted (0x02). */
+export const VXLAN_FLAGS_ENCRYPTED = 0x0a;
+/** Plain VXLAN header length. */
+export const VXLAN_HEADER_LEN = 8;
+/** VXLAN header + key id + sender id + sequence. */
+export const SEAL_HEADER_LEN = 24;
+export const SEAL_TAG_LEN = 16;
+/** Bytes added around the inner frame (header + tag). */
+export const SEAL_OVERHEAD = SEAL_HEADER_LEN + SEAL_TAG_LEN;
+/** Extra bytes over plain VXLAN (16 header + 16 tag). */
+export const SEAL_EXTRA_OVER_VXLAN = SEAL_OVERHEAD - VXLAN_HEADER_LEN;
+/** Default MTU of an encrypted overlay network (1450 − 32). */
+export const ENCRYPTED_OVERLAY_MTU = 1450 - SEAL_EXTRA_OVER_VXLAN;
+export const KEY_LEN = 32;
+/** Keys a KeyRing keeps (the newest by activeFrom). */
+export const KEYRING_MAX = 3;
+/** Sequence numbers a replay window remembers below the highest seen. */
+export const REPLAY_WINDOW = 1024;
+/** Largest sequence number (sequences are doubles on the hot path). */
+export const MAX_SEQ = Number.MAX_SAFE_INTEGER;
+
+const ETH_HEADER_LEN = 14;
+const TWO32 = 4294967296;
+/** window words: one more than REPLAY_WINDOW/32 so sliding never clears a live bit */
+const WORDS = REPLAY_WINDOW / 32 + 1;
+
+/** A fresh random 256-bit key. */
+export function randomKey(): Buffer {
+  return randomBytes(KEY_LEN);
+}
+
+// ───────────────────────────── KeyRing ─────────────────────────────
+
+export interface KeySpec {
+  id: number;
+  /** 32 bytes */
+  key: Uint8Array;
+  /** ms; senders start using the key at this time */
+  activeFrom: number;
+}
+
+export interface RingKey {
+  readonly id: number;
+  readonly activeFrom: number;
+  /** the AES-256 key (a copy of the bytes given to set()) */
+  readonly secret: KeyObject;
+}
+
+export class KeyRing {
+  /** newest first (activeFrom descending, then id descending) */
+  private keys: readonly RingKey[] = [];
+
+  /** Cold: replace the whole set; only the newest KEYRING_MAX are kept. */
+  set(keys: readonly KeySpec[]): void {
+    const seen = new Set<number>();
+    for (const k of keys) {
+      if (!Number.isInteger(k.id) || k.id < 0 || k.id > 0xffffffff) throw new Error(`key id ${k.id} is not a uint32`);
+      if (seen.has(k.id)) throw new Error(`duplicate key id ${k.id}`);
+      seen.add(k.id);
+      if (k.key.length !== KEY_LEN) throw new Error(`key ${k.id}: ${k.key.length} bytes, want ${KEY_LEN}`);
+      if (!Number.isFinite(k.activeFrom)) throw new Error(`key ${k.id}: activeFrom must be a finite number`);
+    }
+    const next = [...keys]
+      .sort((a, b) => b.activeFrom - a.activeFrom || b.id - a.id)
+      .slice(0, KEYRING_MAX)
+      .map((k): RingKey => Object.freeze({ id: k.id, activeFrom: k.activeFrom, secret: createSecretKey(Buffer.from(k.key)) }));
+    this.keys = Object.freeze(next);
+  }
+
+  /** The newest key with activeFrom ≤ now, or null. */
+  sendKey(now: number): RingKey | null {
+    const keys = this.keys;
+    for (let i = 0; i < keys.length; i++) if (keys[i].activeFrom <= now) return keys[i];
+    return null;
+  }
+
+  /** The key with this id, or null. Receivers accept any key in the ring (clock skew). */
+  get(id: number): RingKey | null {
+    const keys = this.keys;
+    for (let i = 0; i < keys.length; i++) if (keys[i].id === id) return keys[i];
+    return null;
+  }
+
+  /** Cold: ids held, newest first. */
+  ids(): number[] {
+    return this.keys.map((k) => k.id);
+  }
+
+  get size(): number {
+    return this.keys.length;
+  }
+}
+
+// ─────────────────────────── ReplayWindow ───────────────────────────
+
+/**
+ * RFC 6479 anti-replay window: accepts seq when it is above the highest
+ * accepted (`top`), or within REPLAY_WINDOW below it and not yet seen.
+ * Bit (seq mod 32) of word floor(seq/32) mod 33 marks seq as seen. Sliding
+ * up clears the words of the blocks moved into (at most all 33), never a
+ * bit still inside the window.
+ */
+export class ReplayWindow {
+  private readonly bits = new Uint32Array(WORDS);
+  /** highest accepted sequence number (0: none yet) */
+  top = 0;
+  /** owner pair and last use, kept by ReplayTable */
+  sender = 0;
+  keyId = 0;
+  lastUsed = 0;
+
+  /** Would seq be accepted? (no change) */
+  check(seq: number): boolean {
+    if (!(seq >= 1 && seq <= MAX_SEQ)) return false; // also NaN
+    if (seq > this.top) return true;
+    if (this.top - seq >= REPLAY_WINDOW) return false; // too old
+    return (this.bits[Math.floor(seq / 32) % WORDS] & (1 << seq % 32)) === 0;
+  }
+
+  /** Mark seq as seen (call only after the tag verified). False if check(seq) fails. */
+  accept(seq: number): boolean {
+    if (!this.check(seq)) return false;
+    if (seq > this.top) {
+      const cur = Math.floor(this.top / 32);
+      let diff = Math.floor(seq / 32) - cur;
+      if (diff > WORDS) diff = WORDS;
+      for (let i = 1; i <= diff; i++) this.bits[(cur + i) % WORDS] = 0;
+      this.top = seq;
+    }
+    this.bits[Math.floor(seq / 32) % WORDS] |= 1 << seq % 32;
+    return true;
+  }
+
+  reset(): void {
+    this.bits.fill(0);
+    this.top = 0;
+  }
+}
+
+/**
+ * Bounded map (sender id, key id) → ReplayWindow. A window is created only
+ * by accept(), i.e. for a frame whose tag verified, so a sender without the
+ * key cannot fill the table. When `capacity` windows exist, the least
+ * recently used one (by the `now` given to accept) is reset and reused, and
+ * `evictions` counts it.
+ */
+export class ReplayTable {
+  readonly capacity: number;
+  /** key id → sender id → window */
+  private readonly byKey = new Map<number, Map<number, ReplayWindow>>();
+  private readonly windows: ReplayWindow[] = [];
+  evictions = 0;
+
+  constructor(capacity = 4096) {
+    if (!(capacity >= 1)) throw new Error('ReplayTable capacity must be ≥ 1');
+    this.capacity = capacity;
+  }
+
+  get size(): number {
+    return this.windows.length;
+  }
+
+  find(sender: number, keyId: number): ReplayWindow | undefined {
+    return this.byKey.get(keyId)?.get(sender);
+  }
+
+  /** Would (sender, key, seq) be accepted? A pair without a window accepts any valid seq. */
+  check(sender: number, keyId: number, seq: number): boolean {
+    const w = this.find(sender, keyId);
+    if (w !== undefined) return w.check(seq);
+    return seq >= 1 && seq <= MAX_SEQ;
+  }
+
+  /** Mark seq seen for the pair (creating its window, evicting if full). */
+  accept(sender: number, keyId: number, seq: number, now: number): boolean {
+    let w = this.find(sender, keyId);
+    if (w === undefined) {
+      if (!(seq >= 1 && seq <= MAX_SEQ)) return false;
+      w = this.create(sender, keyId);
+    }
+    if (!w.accept(seq)) return false;
+    w.lastUsed = now;
+    return true;
+  }
+
+  private create(sender: number, keyId: number): ReplayWindow {
+    let w: ReplayWindow;
+    if (this.windows.length < this.capacity) {
+      w = new ReplayWindow();
+      this.windows.push(w);
+    } else {
+      // full: evict the least recently used (a scan, only on this rare path)
+      w = this.windows[0];
+      for (let i = 1; i < this.windows.length; i++) if (this.windows[i].lastUsed < w.lastUsed) w = this.windows[i];
+      const senders = this.byKey.get(w.keyId)!;
+      senders.delete(w.sender);
+      if (senders.size === 0) this.byKey.delete(w.keyId);
+      w.reset();
+      this.evictions++;
+    }
+    w.sender = sender;
+    w.keyId = keyId;
+    let senders = this.byKey.get(keyId);
+    if (senders === undefined) this.byKey.set(keyId, (senders = new Map()));
+    senders.set(sender, w);
+    return w;
+  }
+}
+
+// ───────────────────────────── Sealer ─────────────────────────────
+
+/** Why seal() refused (index into Sealer.reasons). */
+export const SealDrop = {
+  noKey: 0, // no key with activeFrom ≤ now
+  noRoom: 1, // fewer than 24 bytes of headroom or 16 of tailroom in the slot
+  runt: 2, // inner frame shorter than an Ethernet header
+  seqExhausted: 3, // the key's sequence reached MAX_SEQ (rotate keys)
+} as const;
+export type SealDropName = keyof typeof SealDrop;
+const SEAL_DROP_NAMES = Object.keys(SealDrop) as SealDropName[];
+
+/** Sequence counters kept before pruning ids no longer in the ring. */
+const SEQ_TABLE_SOFT_MAX = 64;
+
+export class Sealer {
+  /** key id → last sequence number used */
+  private readonly seqs = new Map<number, number>();
+  txPackets = 0;
+  txBytes = 0;
+  drops = 0;
+  readonly reasons = new Float64Array(SEAL_DROP_NAMES.length);
+
+  /**
+   * Seal frame h (the inner Ethernet frame at offsets[h], lengths[h]) in
+   * place: header into the 24 bytes before it, ciphertext over it, tag after
+   * it; offset −= 24, length += 40. False (frame untouched, reason counted)
+   * when there is no send key, no room or the frame is a runt.
+   */
+  seal(pool: FramePool, h: number, vni: number, keyRing: KeyRing, senderId: number, now: number): boolean {
+    const key = keyRing.sendKey(now);
+    if (key === null) return this.refuse(SealDrop.noKey);
+    const off = pool.offsets[h];
+    const len = pool.lengths[h];
+    if (len < ETH_HEADER_LEN) return this.refuse(SealDrop.runt);
+    const slot = h * pool.slotSize;
+    if (off - SEAL_HEADER_LEN < slot || off + len + SEAL_TAG_LEN > slot + pool.slotSize) return this.refuse(SealDrop.noRoom);
+    const last = this.seqs.get(key.id);
+    if (last === undefined && this.seqs.size >= SEQ_TABLE_SOFT_MAX) this.prune(keyRing);
+    const seq = (last ?? 0) + 1;
+    if (seq > MAX_SEQ) return this.refuse(SealDrop.seqExhausted);
+    this.seqs.set(key.id, seq);
+
+    const hdr = off - SEAL_HEADER_LEN;
+    const b = pool.bytes;
+    const v = pool.view;
+    b[hdr] = VXLAN_FLAGS_ENCRYPTED;
+    b[hdr + 1] = 0;
+    b[hdr + 2] = 0;
+    b[hdr + 3] = 0;
+    b[hdr + 4] = (vni >>> 16) & 0xff;
+    b[hdr + 5] = (vni >>> 8) & 0xff;
+    b[hdr + 6] = vni & 0xff;
+    b[hdr + 7] = 0;
+    v.setUint32(hdr + 8, key.id >>> 0);
+    v.setUint32(hdr + 12, senderId >>> 0);
+    v.setUint32(hdr + 16, Math.floor(seq / TWO32));
+    v.setUint32(hdr + 20, seq >>> 0);
+
+    const buf = pool.buffer;
+    const cipher = createCipheriv('aes-256-gcm', key.secret, Buffer.from(buf, hdr + 12, 12), { authTagLength: SEAL_TAG_LEN });
+    cipher.setAAD(Buffer.from(buf, hdr, SEAL_HEADER_LEN));
+    const ct = cipher.update(Buffer.from(buf, off, len));
+    cipher.final(); // GCM: no further output
+    b.set(ct, off);
+    b.set(cipher.getAuthTag(), off + len);
+
+    pool.offsets[h] = hdr;
+    pool.lengths[h] = len + SEAL_OVERHEAD;
+    this.txPackets++;
+    this.txBytes += len + SEAL_OVERHEAD;
+    return true;
+  }
+
+  /** Cold: last sequence number used with key id (0: none). */
+  lastSeq(keyId: number): number {
+    return this.seqs.get(keyId) ?? 0;
+  }
+
+  /** Cold: counters as a plain object (non-zero reasons only). */
+  snapshot(): { txPackets: number; txBytes: number; drops: number; dropReasons: Record<string, number> } {
+    return { txPackets: this.txPackets, txBytes: this.txBytes, drops: this.drops, dropReasons: named(this.reasons, SEAL_DROP_NAMES) };
+  }
+
+  private refuse(reason: number): false {
+    this.drops++;
+    this.reasons[reason]++;
+    return false;
+  }
+
+  /** Forget counters of ids no longer in the ring (ids are never reissued). */
+  private prune(keyRing: KeyRing): void {
+    for (const id of [...this.seqs.keys()]) if (keyRing.get(id) === null) this.seqs.delete(id);
+  }
+}
+
+// ───────────────────────────── Opener ─────────────────────────────
+
+/** open() results; non-zero values are also indexes into Opener.reasons. */
+export const OpenResult = {
+  ok: 0,
+  notEncrypted: 1, // flags byte is not 0x0A (plain VXLAN or garbage)
+  unknownKey: 2, // key id not in the ring
+  replay: 3, // duplicate, older than the window, or sequence 0 / ≥ 2^53
+  badTag: 4, // authentication failed (tampered, wrong key, wrong AAD)
+  short: 5, // too short for header + Ethernet header + tag
+} as const;
+export type OpenResultName = keyof typeof OpenResult;
+export type OpenResultCode = (typeof OpenResult)[OpenResultName];
+const OPEN_RESULT_NAMES = Object.keys(OpenResult) as OpenResultName[];
+
+export interface OpenerOptions {
+  /** (sender, key) replay windows kept (default 4096) */
+  maxWindows?: number;
+}
+
+export class Opener {
+  readonly replay: ReplayTable;
+  rxPackets = 0;
+  rxBytes = 0;
+  drops = 0;
+  readonly reasons = new Float64Array(OPEN_RESULT_NAMES.length);
+
+  constructor(opts: OpenerOptions = {}) {
+    this.replay = new ReplayTable(opts.maxWindows ?? 4096);
+  }
+
+  /**
+   * Open frame h (starting at the VXLAN header). On success (0) the frame
+   * is the inner Ethernet frame (offset += 24, length −= 40; the header stays
+   * readable in the 24 bytes before it). Otherwise a reason code; the frame
+   * is not decrypted (the caller frees it).
+   */
+  open(pool: FramePool, h: number, keyRing: KeyRing, now: number): number {
+    const off = pool.offsets[h];
+    const len = pool.lengths[h];
+    const b = pool.bytes;
+    if (len < VXLAN_HEADER_LEN) return this.reject(OpenResult.short);
+    if (b[off] !== VXLAN_FLAGS_ENCRYPTED) return this.reject(OpenResult.notEncrypted);
+    if (len < SEAL_OVERHEAD + ETH_HEADER_LEN) return this.reject(OpenResult.short);
+    const v = pool.view;
+    const keyId = v.getUint32(off + 8);
+    const key = keyRing.get(keyId);
+    if (key === null) return this.reject(OpenResult.unknownKey);
+    const sender = v.getUint32(off + 12);
+    const hi = v.getUint32(off + 16);
+    if (hi > 0x1fffff) return this.reject(OpenResult.replay); // ≥ 2^53: never sent
+    const seq = hi * TWO32 + v.getUint32(off + 20);
+    if (!this.replay.check(sender, keyId, seq)) return this.reject(OpenResult.replay);
+
+    const n = len - SEAL_OVERHEAD;
+    const ctOff = off + SEAL_HEADER_LEN;
+    const buf = pool.buffer;
+    const decipher = createDecipheriv('aes-256-gcm', key.secret, Buffer.from(buf, off + 12, 12), { authTagLength: SEAL_TAG_LEN });
+    decipher.setAAD(Buffer.from(buf, off, SEAL_HEADER_LEN));
+    decipher.setAuthTag(Buffer.from(buf, ctOff + n, SEAL_TAG_LEN));
+    const pt = decipher.update(Buffer.from(buf, ctOff, n));
+    try {
+      decipher.final();
+    } catch {
+      return this.reject(OpenResult.badTag);
+    }
+    this.replay.accept(sender, keyId, seq, now);
+    b.set(pt, ctOff);
+    pool.offsets[h] = ctOff;
+    pool.lengths[h] = n;
+    this.rxPackets++;
+    this.rxBytes += n;
+    return OpenResult.ok;
+  }
+
+  /** Cold: counters as a plain object (non-zero reasons only). */
+  snapshot(): { rxPackets: number; rxBytes: number; drops: number; dropReasons: Record<string, number>; replayWindows: number; replayEvictions: number } {
+    return {
+      rxPackets: this.rxPackets,
+      rxBytes: this.rxBytes,
+      drops: this.drops,
+      dropReasons: named(this.reasons, OPEN_RESULT_NAMES),
+      replayWindows: this.replay.size,
+      replayEvictions: this.replay.evictions,
+    };
+  }
+
+  private reject(reason: OpenResultCode): number {
+    this.drops++;
+    this.reasons[reason]++;
+    return reason;
+  }
+}
+
+function named(counts: Float64Array, names: readonly string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (let i = 0; i < counts.length; i++) if (counts[i] > 0) out[names[i]] = counts[i];
+  return out;
+}
