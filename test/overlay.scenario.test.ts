@@ -8,7 +8,7 @@
  * device as a static peer. Needs root (CI is root).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterLab, ETCD_IP } from '../src/lab/cluster-lab.js';
@@ -155,7 +155,7 @@ describe.runIf(haveEtcd)('overlay networks across three hosts', () => {
     });
     const out = tshark(pcap, '-Y', 'vxlan && icmp', '-T', 'fields', '-e', 'vxlan.vni', '-e', 'ip.src', '-e', 'ip.dst', '-e', 'ip.flags.df', '-e', 'udp.srcport', '-e', 'ip.checksum.status', '-o', 'ip.check_checksum:TRUE');
     const lines = out.trim().split('\n').filter(Boolean);
-    expect(lines.length).toBeGreaterThanOrEqual(6);
+    expect(lines.length, tshark(pcap)).toBeGreaterThanOrEqual(6);
     for (const l of lines) {
       // two IPv4 layers: the first value of each field is the outer header's
       const [v, , , df, sport, csum] = l.split('\t').map((f) => f.split(',')[0]);
@@ -242,6 +242,19 @@ describe.runIf(haveEtcd)('overlay networks across three hosts', () => {
     h1.ok('rm', 's1');
     h2.ok('rm', 's2');
   }, 60_000);
+
+  it('compose: `usernet up` creates an overlay network that other hosts join by name', async () => {
+    const file = join(lab.dir, 'compose.yml');
+    writeFileSync(file, ['name: ovc', 'services:', '  web:', '    image: nginx', '    networks: [front]', 'networks:', '  front:', '    driver: overlay', '    ipam:', '      config:', '        - subnet: 10.13.0.0/24', ''].join('\n'));
+    h1.ok('up', '-f', file);
+    expect(await poll(() => h2.cli('network', 'inspect', 'ovc_front').code === 0, 5000)).toBe(true);
+    h2.ok('run', '--name', 'xx', '--network', 'ovc_front');
+    expect(await poll(() => h2.exec('xx', 'getent', 'hosts', 'web').code === 0, 5000)).toBe(true);
+    expect(h2.ping('xx', 'web')).toBe(true);
+    h2.ok('rm', 'xx');
+    h1.ok('down', '-f', file);
+    expect(await poll(() => h2.cli('network', 'inspect', 'ovc_front').code !== 0, 5000)).toBe(true);
+  });
 
   it('network rm is refused while another host has endpoints, then removes it everywhere', async () => {
     h1.ok('rm', 'c1');

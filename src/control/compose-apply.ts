@@ -30,7 +30,7 @@ export async function composeUp(d: Daemon, plan: ComposePlan): Promise<{ lines: 
   try {
     for (const n of plan.networks) {
       if (n.external || d.state.lookupNetwork(n.name)) continue;
-      const net = d.state.createNetwork(n.spec);
+      const net = n.spec.driver === 'overlay' && d.overlay ? await d.overlay.createNetwork(n.spec) : d.state.createNetwork(n.spec);
       madeNets.push(net);
       await d.bringUpNetwork(net);
       lines.push(`Network ${net.name}  Created`);
@@ -52,6 +52,7 @@ export async function composeUp(d: Daemon, plan: ComposePlan): Promise<{ lines: 
     for (const n of madeNets.reverse()) {
       d.runtime.removeNetwork(n.id, n.subnet ?? undefined);
       if (d.state.lookupNetwork(n.id)) d.state.removeNetwork(n.id);
+      await d.overlay?.removeNetwork(n).catch(() => undefined);
     }
     d.persist();
     throw e;
@@ -73,6 +74,7 @@ export async function composeDown(d: Daemon, project: string, plan?: ComposePlan
   }
   for (const name of gone.networks) {
     const n = d.state.removeNetwork(name);
+    await d.overlay?.removeNetwork(n).catch((e) => d.log.warn({ network: n.name, err: (e as Error).message }, 'overlay network kept in the cluster'));
     d.runtime.removeNetwork(n.id, n.subnet ?? undefined);
     lines.push(`Network ${name}  Removed`);
   }

@@ -39,6 +39,7 @@
  * Errors: one line, `FILE: KEY.PATH: what is wrong`; YAML syntax errors
  * `FILE:LINE:COL: message`.
  */
+import { validateOverlayOptions } from './overlay-options.js';
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -155,7 +156,7 @@ export function planCompose(text: string, fileName: string, project?: string, op
   const root = doc as YMap;
   checkKeys(root, '', TOP_KEYS, fail);
   const proj = projectName(project, root.get('name'), fileName, fail);
-  const defs = declareNetworks(root.get('networks'), proj, fail, guard, opts.drivers ?? ['bridge']);
+  const defs = declareNetworks(root.get('networks'), proj, fail, guard, opts.drivers ?? ['bridge', 'overlay']);
   const implicit: NetDef = { key: 'default', name: `${proj}_default`, external: false, spec: bridgeSpec(`${proj}_default`, proj, 'default'), ipam: null };
   const netOf = (key: string): NetDef | undefined => defs.get(key) ?? (key === 'default' ? implicit : undefined);
   const services = asMap(root.get('services'), 'services', fail);
@@ -332,6 +333,7 @@ function declareNetworks(v: unknown, project: string, fail: Fail, guard: Guard, 
     if (optBool(m.get('enable_ipv4'), `${at}.enable_ipv4`, fail) === false) fail(`${at}.enable_ipv4`, 'IPv4 cannot be disabled');
     const options = guard(`${at}.driver_opts`, () => validateRecord(dict(m.get('driver_opts'), `${at}.driver_opts`, fail), 'option'));
     if (driver === 'bridge') guard(`${at}.driver_opts`, () => validateBridgeOptions(options));
+    if (driver === 'overlay') guard(`${at}.driver_opts`, () => validateOverlayOptions(options));
     const labels = guard(`${at}.labels`, () => validateRecord(dict(m.get('labels'), `${at}.labels`, fail), 'label'));
     const spec: NetworkSpec = {
       ...bridgeSpec(name, project, key),
@@ -401,7 +403,7 @@ export function containerSpec(c: PlannedContainer, plan?: ComposePlan): Containe
  * project (same labels) are reused as they are.
  */
 export function checkPlan(plan: ComposePlan, state: State): void {
-  const sim = State.fromJSON(state.toJSON());
+  const sim = State.fromJSON(state.toJSON(), { supportedDrivers: ['bridge', 'overlay'] });
   checkExternal(plan, sim.networks().map((n) => n.name));
   for (const name of downPlan(plan.project, sim, plan).containers) sim.removeContainer(name);
   const wrap = (at: string, fn: () => void): void => {

@@ -87,6 +87,12 @@ export class OverlayPlane {
     this.releaseVtep(o.spec.udpPort);
   }
 
+  /** The network's port on its switch (towards the VTEP) and its VNI. */
+  portOf(networkId: string): { port: Port; vni: number } | null {
+    const o = this.nets.get(networkId);
+    return o ? { port: o.port, vni: o.spec.vni } : null;
+  }
+
   /** Program a network's remote endpoints (static VTEP entries + proxy ARP) and flood list. */
   program(networkId: string, remote: readonly RemoteEndpoint[]): void {
     const o = this.nets.get(networkId);
@@ -111,10 +117,13 @@ export class OverlayPlane {
   setKeys(networkId: string, keys: readonly ClusterKey[]): void {
     const o = this.nets.get(networkId);
     if (!o?.keys || !o.sendKeys) return;
-    const all = keys.map((k) => ({ id: k.id, key: Buffer.from(k.key, 'base64'), activeFrom: k.activeFrom }));
-    o.keys.set(all);
+    // activeFrom is wall-clock ms; the dataplane's clock is the engine's (performance.now())
+    const shift = this.rt.engine.clock() - Date.now();
+    const fresh = keys.filter((k) => k.activeFrom > this.startedAt);
+    const ring = (list: readonly ClusterKey[]) => list.map((k) => ({ id: k.id, key: Buffer.from(k.key, 'base64'), activeFrom: k.activeFrom + shift }));
+    o.keys.set(ring(keys));
     // GCM nonces are (sender, sequence) and sequences restart with the process: never seal with a key a previous run may have used
-    o.sendKeys.set(all.filter((k) => k.activeFrom > this.startedAt));
+    o.sendKeys.set(ring(fresh));
   }
 
   /** A host left: forget everything that points at its VTEP. */

@@ -52,6 +52,8 @@ export function collectStats(state: State, rt: Runtime): StatsReport {
     for (const c of state.containers())
       for (const ep of rt.endpointsOf(c.id))
         if (ep.networkId === n.id) ports.push({ name: `${c.name}:${ep.ifname}`, ...ep.dev.port.counters.snapshot() });
+    const vx = rt.overlay?.portOf(n.id);
+    if (vx) ports.push({ name: `(vxlan vni ${vx.vni})`, ...vx.port.counters.snapshot() });
     networks.push({
       name: n.name,
       macEntries: live.sw.macTable().length,
@@ -66,6 +68,7 @@ export function collectStats(state: State, rt: Runtime): StatsReport {
     ['host-link', rt.hostLink],
   ] as const)
     if (link) links.push({ name: `${name} ${link.dev.ifname}`, ...link.dev.port.counters.snapshot() });
+  for (const t of rt.overlay?.counters() ?? []) links.push({ name: `vtep udp/${t.udpPort}`, ...t.tunnel });
   return {
     pool: { capacity: rt.pool.capacity, inUse: rt.pool.inUse, exhausted: rt.pool.exhausted },
     breaths: rt.engine.breaths,
