@@ -128,6 +128,44 @@ describe('networks', () => {
     const s = new State({ newId: ids(), supportedDrivers: ['bridge', 'overlay'] });
     expect(s.createNetwork({ name: 'ov', driver: 'overlay' }).driver).toBe('overlay');
   });
+  it('overlay: swarm pool 10.0.0.0/24 upwards, MTU 1450 (1418 encrypted), options checked', () => {
+    const s = new State({ newId: ids(), supportedDrivers: ['bridge', 'overlay'] });
+    const a = s.createNetwork({ name: 'ov', driver: 'overlay', scope: 'swarm' });
+    expect([a.subnet, a.gateway, a.scope]).toEqual(['10.0.0.0/24', '10.0.0.1', 'swarm']);
+    expect(networkMtu(a)).toBe(1450);
+    const b = s.createNetwork({ name: 'ov2', driver: 'overlay', options: { encrypted: '' } });
+    expect([b.subnet, b.scope]).toEqual(['10.0.1.0/24', 'local']);
+    expect(networkMtu(b)).toBe(1418);
+    for (const [options, msg] of [
+      [{ vni: '0' }, 'invalid option vni="0": must be an integer from 1 to 16777215'],
+      [{ vni: '16777216' }, 'invalid option vni="16777216": must be an integer from 1 to 16777215'],
+      [{ vxlan_port: 'x' }, 'invalid option vxlan_port="x": must be an integer from 1 to 65535'],
+      [{ peers: '10.0.0.1,nope' }, 'invalid option peers="10.0.0.1,nope": "nope" is not an IPv4 address'],
+      [{ encrypted: 'yes' }, 'invalid option encrypted="yes": give -o encrypted (or encrypted=true)'],
+      [{ color: 'red' }, 'unknown option "color" for driver overlay (known: vni, vxlan_port, peers, encrypted, key_rotation, com.docker.network.driver.mtu)'],
+    ] as const) {
+      rejects(s, () => s.createNetwork({ name: 'bad', driver: 'overlay', options: { ...options } }), msg);
+    }
+  });
+  it('adopts a network another host made (same id), refuses clashes, forgets it unless in use', () => {
+    const other = new State({ newId: ids(), supportedDrivers: ['bridge', 'overlay'] });
+    const remote = other.createNetwork({ name: 'shared', driver: 'overlay', scope: 'swarm', subnet: '10.9.0.0/24' });
+    let k = 0;
+    const otherIds = () => (k++).toString(16).padStart(64, 'e');
+    const s = new State({ newId: otherIds, supportedDrivers: ['bridge', 'overlay'] });
+    const n = s.adoptNetwork(remote);
+    expect(n.id).toBe(remote.id);
+    expect(n.gatewayMac).toBe(remote.gatewayMac);
+    expect(s.adoptNetwork(remote)).toBe(n);
+    const s2 = new State({ newId: otherIds, supportedDrivers: ['bridge', 'overlay'] });
+    s2.createNetwork({ name: 'local', subnet: '10.9.0.0/16' });
+    expect(() => s2.adoptNetwork(remote)).toThrow('subnet 10.9.0.0/24 overlaps with network "local" (10.9.0.0/16)');
+    s.createContainer({ name: 'c1', network: 'shared' });
+    expect(s.forgetNetwork(n.id)).toBe(false);
+    s.removeContainer('c1');
+    expect(s.forgetNetwork(n.id)).toBe(true);
+    expect(s.lookupNetwork('shared')).toBeUndefined();
+  });
   it('finds by name, full id and unambiguous id prefix', () => {
     const s = mk();
     const n = s.createNetwork({ name: 'foo' });
