@@ -1,12 +1,13 @@
 /**
  * `npm run bench`: every benchmark beside its anchor, one table.
  *   --quick      shorter runs (for a smoke check)
- *   --only NAME  switch | nat | e2e | compose
+ *   --only NAME  switch | nat | e2e | compose | overlay
  */
 import { isRoot } from '../src/lab/lab.js';
 import { benchCompose } from './compose.js';
 import { benchE2e } from './e2e.js';
 import { benchNat } from './nat.js';
+import { benchOverlay } from './overlay.js';
 import { benchSwitch } from './switch.js';
 import { renderTable, type Row } from './table.js';
 
@@ -24,6 +25,10 @@ async function main(): Promise<void> {
   if (!only || only === 'compose') {
     if (isRoot) rows.push(...(await benchCompose({ seconds: quick ? 1 : 3 })));
     else process.stderr.write('*** SKIPPED compose/DNS benchmarks: they need root ***\n');
+  }
+  if (!only || only === 'overlay') {
+    // the in-process part runs anywhere; the end-to-end part needs root and etcd (it says so when skipped)
+    rows.push(...(await benchOverlay(quick ? { seconds: 0.3, reps: 2, e2eSeconds: 2, rounds: 2, pings: 200 } : { seconds: 1, reps: 3, e2eSeconds: 5, rounds: 3, pings: 600 })));
   }
   process.stdout.write('\n' + renderTable(rows));
 }

@@ -217,8 +217,10 @@ export class Vtep implements Element {
     const idx = this.vtepIndex.get(vtepIp >>> 0);
     if (idx === undefined) return;
     for (const net of this.netList) {
-      net.table.flushPort(idx);
-      for (const e of net.table.entries()) if (e.port === idx) net.table.remove(e.mac);
+      const macs = new Set<number>();
+      for (const e of net.table.entries()) if (e.port === idx) macs.add(e.mac);
+      for (const mac of macs) net.table.remove(mac);
+      for (const [ip, mac] of net.arp) if (macs.has(mac)) net.arp.delete(ip);
       let n = 0;
       for (let i = 0; i < net.floodCount; i++) if (net.flood[i] !== idx) net.flood[n++] = net.flood[i];
       net.floodCount = n;
@@ -258,6 +260,26 @@ export class Vtep implements Element {
 
   tick(now: number): void {
     for (const net of this.netList) net.table.age(now, this.agingMs);
+    if (this.vtepIndex.size > (this.vtepIps.length - 1) >> 1) this.collectVteps();
+  }
+
+  /**
+   * Cold: free the VTEP slots nothing points at any more (learned senders
+   * whose entries aged out), so datagrams from ever-new senders cannot use
+   * up the slots that control-plane VTEPs need. Runs when half are taken.
+   */
+  private collectVteps(): void {
+    const used = new Uint8Array(this.vtepIps.length);
+    for (const net of this.netList) {
+      for (const e of net.table.entries()) used[e.port] = 1;
+      for (let i = 0; i < net.floodCount; i++) used[net.flood[i]] = 1;
+    }
+    for (const [ip, idx] of this.vtepIndex) {
+      if (used[idx]) continue;
+      this.vtepIndex.delete(ip);
+      this.vtepIps[idx] = 0;
+      this.freeIdx.push(idx);
+    }
   }
 
   process(now: number): void {
@@ -321,7 +343,8 @@ export class Vtep implements Element {
         }
         const idx = this.vtepIndex.get(sender);
         if (idx !== undefined) net.table.learnHL(sHi, sLo | 0, idx, now);
-        else {
+        else if (this.vtepIndex.size < (this.vtepIps.length - 1) >> 1) {
+          // an unknown sender is learned only while half the slots are free (the rest is for the control plane's VTEPs)
           const nidx = this.indexOf(sender);
           if (nidx > 0) net.table.learnHL(sHi, sLo | 0, nidx, now);
         }
