@@ -96,6 +96,9 @@ export class Cluster extends EventEmitter {
   /** what this daemon keeps under its lease, written again on a new lease */
   private readonly mine = new Map<string, string>();
   private closed = false;
+  /** deletes of our records that etcd has not seen yet */
+  private readonly unsent = new Set<string>();
+  private retry: NodeJS.Timeout | null = null;
   private readonly ttl: number;
   connected = false;
 
@@ -216,12 +219,38 @@ export class Cluster extends EventEmitter {
 
   private async putMine(key: string, value: string): Promise<void> {
     this.mine.set(key, value);
+    this.unsent.delete(key);
     await this.lease!.put(PREFIX + key).value(value);
   }
 
+  /** Withdraw one of our records; while etcd is away the delete is retried until it lands. */
   private async deleteMine(key: string): Promise<void> {
     this.mine.delete(key);
-    await this.kv.delete().key(key);
+    try {
+      await this.kv.delete().key(key);
+    } catch (e) {
+      this.unsent.add(key);
+      if (!this.retry) {
+        this.retry = setInterval(() => void this.flushDeletes(), 2000);
+        this.retry.unref();
+      }
+      throw e;
+    }
+  }
+
+  private async flushDeletes(): Promise<void> {
+    for (const key of [...this.unsent]) {
+      try {
+        await this.kv.delete().key(key);
+        this.unsent.delete(key);
+      } catch {
+        return; // still away
+      }
+    }
+    if (this.unsent.size === 0 && this.retry) {
+      clearInterval(this.retry);
+      this.retry = null;
+    }
   }
 
   // ----------------------------------------------------------- networks
@@ -350,6 +379,7 @@ export class Cluster extends EventEmitter {
   /** Leave: our leased records go at once (a clean stop), the rest stays. */
   async close(): Promise<void> {
     this.closed = true;
+    if (this.retry) clearInterval(this.retry);
     await this.watcher?.cancel().catch(() => undefined);
     await this.lease?.revoke().catch(() => undefined);
     this.client.close();
