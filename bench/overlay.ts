@@ -39,14 +39,18 @@
  * End to end (root; etcd): a ClusterLab (src/lab/cluster-lab.ts): an
  * underlay bridge in its own namespace, etcd on it, two usernet hosts
  * (daemons with --cluster) at 198.18.0.1 and .2; an overlay network
- * 10.20.0.0/24 made on host 1, container `a` on host 1 and `b` on host 2.
- * Anchor on the same underlay bridge: two more namespaces at 198.18.0.51
+ * 10.20.0.0/24 made on host 1, container `c1` on host 1 and `c2` on host 2.
+ * Anchors on the same underlay bridge: two more namespaces at 198.18.0.51
  * and .52, each with a kernel `vxlan` device (VNI 4242, port 4789,
  * local/remote) enslaved to a kernel bridge with a veth to a "container"
- * namespace (10.30.0.1 and .2, MTU 1450 inside, as usernet's overlay).
- * iperf3 TCP (a → b) for `seconds` and `pings` pings at 5 ms (split over
- * the rounds), in interleaved rounds (usernet, kernel, usernet, kernel…)
- * after the same warm-up (a 5000-packet flood ping each); medians. Both
+ * namespace (10.30.0.1 and .2, MTU 1450 inside, as usernet's overlay);
+ * and the same again at .53/.54 with TSO/GSO off on the containers' eth0
+ * (TCP then sends MTU-sized packets, as it does into usernet's TAPs, which
+ * have no offloads), so the second ratio compares per-packet paths.
+ * iperf3 TCP (c1 → c2) for `seconds` and `pings` pings at 5 ms (split over
+ * the rounds; usernet and the kernel pair with offloads), in interleaved
+ * rounds (usernet, kernel, kernel without TSO/GSO, usernet, …) after the
+ * same warm-up (a 5000-packet flood ping each); medians. Both
  * ends are alike on each side (usernet↔usernet, kernel↔kernel), so the
  * veth checksum issue of a kernel VXLAN sender to usernet (partial inner
  * checksums) does not arise. Everything is removed at the end, also on
@@ -314,7 +318,7 @@ function benchInProcess(seconds: number, reps: number, verbose: boolean): Row[] 
   const plainRate: Record<Mode, number> = { encap: NaN, decap: NaN };
   for (const mode of ['encap', 'decap'] as const) {
     const c = makeCase(mode, false);
-    runChunk(c, Math.min(0.2, seconds)); // warm up the JIT on this path
+    runChunk(c, Math.min(0.3, seconds)); // warm up the JIT on this path
     const ours: ChunkResult[] = [];
     const theirs: ChunkResult[] = [];
     let err = 'error' in built ? built.error : '';
@@ -387,20 +391,25 @@ async function poll(pred: () => boolean, ms: number): Promise<boolean> {
   return pred();
 }
 
-/** iperf3 TCP client → server for `seconds`; Gbit/s received. The server is stopped by its pid. */
-async function iperf(p: Pair, seconds: number): Promise<number> {
+interface IperfResult {
+  gbps: number;
+  retransmits: number;
+}
+
+/** iperf3 TCP client → server for `seconds`. The server is stopped by its pid. */
+async function iperf(p: Pair, seconds: number): Promise<IperfResult> {
   const server = spawn(...inNs(p.server, ['iperf3', '-s', '-1', '-p', '5201']), { stdio: 'ignore' });
   try {
     await sleep(300);
     const r = spawnSync(...inNs(p.client, ['iperf3', '-c', p.serverIp, '-p', '5201', '-t', String(seconds), '-J']), { encoding: 'utf8', timeout: (seconds + 20) * 1000 });
-    let j: { error?: string; end?: { sum_received: { bits_per_second: number } } };
+    let j: { error?: string; end?: { sum_received: { bits_per_second: number }; sum_sent: { retransmits?: number } } };
     try {
       j = JSON.parse(r.stdout);
     } catch {
       throw new Error(`iperf3 (${p.name}): ${r.error?.message ?? r.stderr}`);
     }
     if (j.error || !j.end) throw new Error(`iperf3 (${p.name}): ${j.error}`);
-    return j.end.sum_received.bits_per_second / 1e9;
+    return { gbps: j.end.sum_received.bits_per_second / 1e9, retransmits: j.end.sum_sent.retransmits ?? 0 };
   } finally {
     if (server.exitCode === null && server.signalCode === null) server.kill('SIGTERM');
   }
@@ -414,13 +423,37 @@ function pingTimes(p: Pair, count: number): number[] {
   return t;
 }
 
+const SETUPS = ['usernet', 'kernel', 'knogso'] as const;
+type Setup = (typeof SETUPS)[number];
+
+/**
+ * A kernel VTEP namespace `host` at `addr` on the lab's underlay (vxlan vx0
+ * to `remote`, bridged with a veth to namespace `ctr`, whose eth0 gets
+ * `cidr` and MTU 1450); `noGso` turns TSO/GSO off on eth0, so TCP sends
+ * MTU-sized packets as it does into usernet's TAPs.
+ */
+function kernelVtep(lab: ClusterLab, host: string, ctr: string, addr: string, remote: string, cidr: string, noGso: boolean): void {
+  lab.addMember(host, addr);
+  ip('netns', 'add', ctr);
+  ip('-n', ctr, 'link', 'set', 'lo', 'up');
+  execFileSync('ip', ['netns', 'exec', ctr, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
+  ip('-n', host, 'link', 'add', 'vx0', 'type', 'vxlan', 'id', String(VNI), 'dstport', String(UDP_PORT), 'local', addr, 'remote', remote, 'dev', 'ul0');
+  ip('-n', host, 'link', 'add', 'br0', 'type', 'bridge');
+  ip('-n', host, 'link', 'add', 'kv0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ctr);
+  ip('-n', host, 'link', 'set', 'vx0', 'mtu', '1450', 'master', 'br0', 'up');
+  ip('-n', host, 'link', 'set', 'kv0', 'mtu', '1450', 'master', 'br0', 'up');
+  ip('-n', host, 'link', 'set', 'br0', 'up');
+  ip('-n', ctr, 'link', 'set', 'eth0', 'mtu', '1450');
+  ip('-n', ctr, 'addr', 'add', cidr, 'dev', 'eth0');
+  ip('-n', ctr, 'link', 'set', 'eth0', 'up');
+  if (noGso) execFileSync('ip', ['netns', 'exec', ctr, 'ethtool', '-K', 'eth0', 'tso', 'off', 'gso', 'off'], { stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
 async function benchE2e(seconds: number, rounds: number, pings: number, verbose: boolean): Promise<Row[]> {
   const lab = new ClusterLab(3);
   const say = (s: string) => verbose && process.stderr.write(`overlay e2e: ${s}\n`);
-  const setups = ['usernet', 'kernel'] as const;
-  type Setup = (typeof setups)[number];
-  const gbps: Record<Setup, number[]> = { usernet: [], kernel: [] };
-  const rtt: Record<Setup, number[]> = { usernet: [], kernel: [] };
+  const runs: Record<Setup, IperfResult[]> = { usernet: [], kernel: [], knogso: [] };
+  const rtt: Record<Setup, number[]> = { usernet: [], kernel: [], knogso: [] };
   try {
     lab.setUp();
     await lab.startEtcd();
@@ -430,72 +463,71 @@ async function benchE2e(seconds: number, rounds: number, pings: number, verbose:
     say('daemons up');
     h1.ok('network', 'create', '-d', 'overlay', '--subnet', '10.20.0.0/24', 'bench');
     if (!(await poll(() => h2.cli('network', 'inspect', 'bench').code === 0, 10_000))) throw new Error('the overlay network did not reach host 2');
-    h1.ok('run', '--name', 'a', '--network', 'bench');
-    h2.ok('run', '--name', 'b', '--network', 'bench');
-    const bIp: string = JSON.parse(h2.ok('inspect', 'b'))[0].NetworkSettings.Networks.bench.IPAddress;
+    h1.ok('run', '--name', 'c1', '--network', 'bench');
+    h2.ok('run', '--name', 'c2', '--network', 'bench');
+    const c2Ip: string = JSON.parse(h2.ok('inspect', 'c2'))[0].NetworkSettings.Networks.bench.IPAddress;
+    // the anchors: pairs of kernel VTEPs on the same underlay bridge
+    const P = lab.prefix;
+    kernelVtep(lab, `${P}kh1`, `${P}kc1`, '198.18.0.51', '198.18.0.52', '10.30.0.1/24', false);
+    kernelVtep(lab, `${P}kh2`, `${P}kc2`, '198.18.0.52', '198.18.0.51', '10.30.0.2/24', false);
+    kernelVtep(lab, `${P}kh3`, `${P}kc3`, '198.18.0.53', '198.18.0.54', '10.31.0.1/24', true);
+    kernelVtep(lab, `${P}kh4`, `${P}kc4`, '198.18.0.54', '198.18.0.53', '10.31.0.2/24', true);
     const pairs: Record<Setup, Pair> = {
-      usernet: { name: 'usernet overlay', client: h1.prefix + 'a', server: h2.prefix + 'b', serverIp: bIp },
-      kernel: { name: 'kernel vxlan', client: `${lab.prefix}kc1`, server: `${lab.prefix}kc2`, serverIp: '10.30.0.2' },
+      usernet: { name: 'usernet overlay', client: h1.prefix + 'c1', server: h2.prefix + 'c2', serverIp: c2Ip },
+      kernel: { name: 'kernel vxlan', client: `${P}kc1`, server: `${P}kc2`, serverIp: '10.30.0.2' },
+      knogso: { name: 'kernel vxlan, no TSO/GSO', client: `${P}kc3`, server: `${P}kc4`, serverIp: '10.31.0.2' },
     };
-    // the anchor: two kernel VTEPs on the same underlay bridge, each bridging a veth to a container namespace
-    const kaddr = ['198.18.0.51', '198.18.0.52'];
-    for (const i of [0, 1]) {
-      const host = `${lab.prefix}kh${i + 1}`;
-      const ctr = `${lab.prefix}kc${i + 1}`;
-      lab.addMember(host, kaddr[i]);
-      ip('netns', 'add', ctr);
-      ip('-n', ctr, 'link', 'set', 'lo', 'up');
-      execFileSync('ip', ['netns', 'exec', ctr, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
-      ip('-n', host, 'link', 'add', 'vx0', 'type', 'vxlan', 'id', String(VNI), 'dstport', String(UDP_PORT), 'local', kaddr[i], 'remote', kaddr[1 - i], 'dev', 'ul0');
-      ip('-n', host, 'link', 'add', 'br0', 'type', 'bridge');
-      ip('-n', host, 'link', 'add', 'kv0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ctr);
-      ip('-n', host, 'link', 'set', 'vx0', 'mtu', '1450', 'master', 'br0', 'up');
-      ip('-n', host, 'link', 'set', 'kv0', 'mtu', '1450', 'master', 'br0', 'up');
-      ip('-n', host, 'link', 'set', 'br0', 'up');
-      ip('-n', ctr, 'link', 'set', 'eth0', 'mtu', '1450');
-      ip('-n', ctr, 'addr', 'add', `10.30.0.${i + 1}/24`, 'dev', 'eth0');
-      ip('-n', ctr, 'link', 'set', 'eth0', 'up');
-    }
-    for (const k of setups) {
+    for (const k of SETUPS) {
       const p = pairs[k];
       const ok = () => spawnSync(...inNs(p.client, ['ping', '-c', '1', '-W', '1', p.serverIp])).status === 0;
       if (!(await poll(ok, 15_000))) throw new Error(`${p.name}: ${p.client} cannot reach ${p.serverIp}`);
-      // the same warm-up for both: ARP/FDB, and usernet's JIT (a daemon that serves traffic is warm)
+      // the same warm-up for all: ARP/FDB, and usernet's JIT (a daemon that serves traffic is warm)
       spawnSync(...inNs(p.client, ['ping', '-f', '-q', '-c', '5000', '-W', '1', p.serverIp]), { timeout: 60_000 });
     }
     say('warm');
     for (let round = 0; round < rounds; round++) {
-      for (const k of setups) {
-        rtt[k].push(...pingTimes(pairs[k], Math.ceil(pings / rounds)));
-        gbps[k].push(await iperf(pairs[k], seconds));
-        say(`round ${round + 1} ${k}: ${gbps[k].at(-1)!.toFixed(2)} Gbit/s, ${median(rtt[k]).toFixed(1)} µs`);
+      for (const k of SETUPS) {
+        // RTT does not depend on TSO: pinged on the usernet and kernel pairs only
+        if (k !== 'knogso') rtt[k].push(...pingTimes(pairs[k], Math.ceil(pings / rounds)));
+        runs[k].push(await iperf(pairs[k], seconds));
+        say(`round ${round + 1} ${k}: ${runs[k].at(-1)!.gbps.toFixed(2)} Gbit/s`);
       }
     }
   } finally {
     await lab.cleanup();
   }
-  const g = (k: Setup) => median(gbps[k]);
+  const g = (k: Setup) => median(runs[k].map((r) => r.gbps));
   const t = (k: Setup) => median(rtt[k]);
-  const anchorName = 'kernel vxlan + bridge (2 ns)';
-  const list = (xs: number[]) => xs.map((x) => x.toFixed(2)).join('/');
+  const list = (k: Setup) => runs[k].map((r) => r.gbps.toFixed(2)).join('/');
+  const retr = (k: Setup) => runs[k].reduce((a, r) => a + r.retransmits, 0);
+  const tcp = `overlay iperf3 TCP ${seconds}s ×${rounds} (median), 2 hosts`;
   return [
     {
-      name: `overlay iperf3 TCP ${seconds}s ×${rounds} (median), 2 hosts`,
+      name: tcp,
       value: round2(g('usernet')),
       unit: 'Gbit/s',
-      anchorName,
+      anchorName: 'kernel vxlan + bridge',
       anchor: round2(g('kernel')),
       ratio: g('usernet') / g('kernel'),
-      note: `rounds ${list(gbps.usernet)} (kernel ${list(gbps.kernel)}); kernel has TSO/GSO through vxlan and veth, usernet's TAPs none`,
+      note: `rounds ${list('usernet')} (kernel ${list('kernel')}); retransmits ${retr('usernet')} (${retr('kernel')}); kernel has TSO/GSO end to end, usernet's TAPs none`,
+    },
+    {
+      name: tcp,
+      value: round2(g('usernet')),
+      unit: 'Gbit/s',
+      anchorName: 'kernel vxlan + bridge, no TSO/GSO',
+      anchor: round2(g('knogso')),
+      ratio: g('usernet') / g('knogso'),
+      note: `rounds ${list('knogso')}, retransmits ${retr('knogso')}; TSO/GSO off in the containers: MTU-sized packets through vxlan, as into usernet`,
     },
     {
       name: `overlay ping RTT p50 (${pings} pings), 2 hosts`,
       value: round2(t('usernet')),
       unit: 'µs',
-      anchorName,
+      anchorName: 'kernel vxlan + bridge',
       anchor: round2(t('kernel')),
       ratio: t('usernet') / t('kernel'),
-      note: `added ${(t('usernet') - t('kernel')).toFixed(1)} µs (two usernet hops)`,
+      note: `added ${(t('usernet') - t('kernel')).toFixed(1)} µs (two usernet daemons on the path)`,
     },
   ];
 }
@@ -505,7 +537,7 @@ export async function benchOverlay(opts: OverlayBenchOptions = {}): Promise<Row[
   const verbose = opts.verbose ?? false;
   const rows = benchInProcess(seconds, opts.reps ?? 3, verbose);
   const e2e = opts.e2e ?? isRoot;
-  if (!e2e) process.stderr.write('*** SKIPPED overlay end-to-end benchmarks: they need root (namespaces) ***\n');
+  if (!e2e) process.stderr.write(`*** SKIPPED overlay end-to-end benchmarks: ${isRoot ? 'disabled' : 'they need root (namespaces)'} ***\n`);
   else if (spawnSync('etcd', ['--version']).status !== 0) process.stderr.write('*** SKIPPED overlay end-to-end benchmarks: etcd is not installed (scripts/setup.sh) ***\n');
   else rows.push(...(await benchE2e(opts.e2eSeconds ?? 5, opts.rounds ?? 3, opts.pings ?? 600, verbose)));
   return rows;

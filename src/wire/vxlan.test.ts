@@ -9,6 +9,7 @@ import { fromHex, toHex } from './bytes.js';
 import { verifyChecksum } from './checksum.js';
 import { FX } from './fixtures.js';
 import {
+  flowSourcePortView,
   OUTER_IP_UDP_LEN,
   SRC_PORT_FIRST,
   VXLAN,
@@ -201,6 +202,25 @@ describe('writeOuterIpv4Udp', () => {
 
 describe('flowSourcePort', () => {
   const SEED = 0x5eed;
+
+  it('the DataView version (the hot path) gives the same port as the byte version', () => {
+    const r = rng(77);
+    const buf = new Uint8Array(256);
+    const view = new DataView(buf.buffer);
+    for (let i = 0; i < 2000; i++) {
+      for (let j = 0; j < buf.length; j++) buf[j] = Math.floor(r() * 256);
+      if (i % 2 === 0) {
+        buf[12] = 0x08;
+        buf[13] = 0x00;
+        buf[14] = 0x45;
+        buf[23] = i % 4 === 0 ? 6 : 17;
+        buf[20] = 0;
+        buf[21] = 0;
+      }
+      const len = 14 + Math.floor(r() * 100);
+      expect(flowSourcePortView(view, 0, len, i)).toBe(flowSourcePort(buf, 0, len, i));
+    }
+  });
 
   it('always lands in 49152..65535', () => {
     const r = rng(1);
