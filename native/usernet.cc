@@ -278,6 +278,23 @@ bool RunInNetns(const std::string& nsPath, F&& fn, int* err, const char** syscal
   return entered;
 }
 
+/** RunInNetns for the openers: a thread that cannot start or a namespace that cannot be entered is a JS error. */
+template <typename F>
+void RunInNetnsOrThrow(Napi::Env env, const std::string& netns, F&& fn) {
+  int nsErr = 0;
+  const char* nsSyscall = nullptr;
+  bool entered;
+  try {
+    entered = RunInNetns(netns, fn, &nsErr, &nsSyscall);
+  } catch (const std::system_error& e) {  // the thread could not be started
+    throw Napi::Error::New(env, std::string("usernet: cannot start a thread to enter ") + netns + ": " + e.what());
+  }
+  if (!entered) {
+    std::string where = std::string(nsSyscall) + " '" + netns + "'";
+    throw ErrnoError(env, nsErr, where.c_str());
+  }
+}
+
 // OpenPacketHere from a thread inside the namespace at nsPath.
 PacketOpenResult OpenPacketIn(const std::string& nsPath, const std::string& ifname, bool promisc) {
   PacketOpenResult out;
@@ -1135,18 +1152,7 @@ class Usernet : public Napi::Addon<Usernet> {
     int port;
     struct sockaddr_in addr = InetAddrArg(env, info[2], info[3], &ip, &port);
     InetOpenResult res;
-    int nsErr = 0;
-    const char* nsSyscall = nullptr;
-    bool entered;
-    try {
-      entered = RunInNetns(netns, [&]() { res = OpenInetHere(type, addr); }, &nsErr, &nsSyscall);
-    } catch (const std::system_error& e) {  // the thread could not be started
-      throw Napi::Error::New(env, std::string("usernet: cannot start a thread to enter ") + netns + ": " + e.what());
-    }
-    if (!entered) {
-      std::string where = std::string(nsSyscall) + " '" + netns + "'";
-      throw ErrnoError(env, nsErr, where.c_str());
-    }
+    RunInNetnsOrThrow(env, netns, [&]() { res = OpenInetHere(type, addr); });
     if (res.fd < 0) {
       std::string where = std::string(res.syscall) + " " + typeName + " " + ip + ":" + std::to_string(port) + " in '" + netns + "'";
       Napi::Error e = ErrnoError(env, res.err, where.c_str());
@@ -1193,18 +1199,7 @@ class Usernet : public Napi::Addon<Usernet> {
     if (netns.empty()) {
       res = OpenTunnelHere(addr);
     } else {
-      int nsErr = 0;
-      const char* nsSyscall = nullptr;
-      bool entered;
-      try {
-        entered = RunInNetns(netns, [&]() { res = OpenTunnelHere(addr); }, &nsErr, &nsSyscall);
-      } catch (const std::system_error& e) {  // the thread could not be started
-        throw Napi::Error::New(env, std::string("usernet: cannot start a thread to enter ") + netns + ": " + e.what());
-      }
-      if (!entered) {
-        std::string where = std::string(nsSyscall) + " '" + netns + "'";
-        throw ErrnoError(env, nsErr, where.c_str());
-      }
+      RunInNetnsOrThrow(env, netns, [&]() { res = OpenTunnelHere(addr); });
     }
     if (res.fd < 0) {
       std::string where = std::string(res.syscall) + " " + ip + ":" + std::to_string(port);

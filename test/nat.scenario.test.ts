@@ -9,7 +9,7 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { DaemonUnderTest, listNetns, requireRoot, ROOT } from './harness.js';
+import { DaemonUnderTest, listNetns, requireRoot, ROOT, servePeer } from './harness.js';
 
 const root = requireRoot('router/NAT scenario tests (uplink TAP, outside namespace, published ports)');
 const FIX = join(ROOT, 'test', 'fixtures');
@@ -24,19 +24,7 @@ describe.runIf(root)('router and NAT with real traffic', () => {
   const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
   const inNs = (ns: string, ...cmd: string[]) => spawnSync('ip', ['netns', 'exec', ns, ...cmd], { encoding: 'utf8', timeout: 20_000 });
   /** start a peer_server in a namespace and wait until it listens */
-  async function serve(ns: string, proto: 'tcp' | 'udp', port: number, tag: string): Promise<void> {
-    const p = spawn('ip', ['netns', 'exec', ns, 'python3', join(FIX, 'peer_server.py'), proto, String(port), tag], { stdio: ['ignore', 'pipe', 'ignore'] });
-    servers.push(p);
-    await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`server ${tag} did not start`)), 5000);
-      p.stdout!.on('data', (b) => {
-        if (String(b).includes('ready')) {
-          clearTimeout(t);
-          resolve();
-        }
-      });
-    });
-  }
+  const serve = (ns: string, proto: 'tcp' | 'udp', port: number, tag: string) => servePeer(servers, ns, proto, port, tag);
   /** peer_client from a namespace: the server's answer, or null when nothing came back */
   function ask(ns: string, proto: 'tcp' | 'udp', host: string, port: number): string | null {
     const r = inNs(ns, 'python3', join(FIX, 'peer_client.py'), proto, host, String(port));

@@ -12,7 +12,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterLab, ETCD_IP } from '../src/lab/cluster-lab.js';
-import { CLI, requireRoot, ROOT } from './harness.js';
+import { CLI, requireRoot, ROOT, servePeer } from './harness.js';
 
 const root = requireRoot('overlay scenario tests (three daemons, etcd, VXLAN underlay)');
 const FIX = join(ROOT, 'test', 'fixtures');
@@ -45,19 +45,7 @@ describe.runIf(haveEtcd)('overlay networks across three hosts', () => {
   /** the underlay bridge port of each host (for captures) */
   const ulPort: string[] = [];
 
-  async function serve(ns: string, port: number, tag: string): Promise<void> {
-    const p = spawn('ip', ['netns', 'exec', ns, 'python3', join(FIX, 'peer_server.py'), 'tcp', String(port), tag], { stdio: ['ignore', 'pipe', 'ignore'] });
-    servers.push(p);
-    await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`server ${tag} did not start`)), 5000);
-      p.stdout!.on('data', (b) => {
-        if (String(b).includes('ready')) {
-          clearTimeout(t);
-          resolve();
-        }
-      });
-    });
-  }
+  const serve = (ns: string, port: number, tag: string) => servePeer(servers, ns, 'tcp', port, tag);
 
   /** tcpdump on the underlay bridge while `fn` runs; the pcap path */
   async function capture(port: string, filter: string, file: string, fn: () => Promise<void> | void): Promise<string> {
