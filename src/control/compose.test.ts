@@ -326,7 +326,7 @@ describe('validation errors', () => {
       'compose.yml: services.web.networks: unknown network "frontnd" (defined: frontend_network, backend_network)');
     rejects('services:\n  db:\n    networks:\n      backend: {ipv4_address: 10.9.0.5}\nnetworks:\n  backend:\n    ipam:\n      config: [{subnet: 172.28.0.0/16}]\n',
       'compose.yml: services.db.networks.backend.ipv4_address: 10.9.0.5 is not in subnet 172.28.0.0/16');
-    rejects('services: {a: {networks: [back]}}\nnetworks:\n  back: {driver: macvlan}', 'compose.yml: networks.back.driver: driver "macvlan" is not supported yet');
+    rejects('services: {a: {networks: [back]}}\nnetworks:\n  back: {driver: macvlan}', 'compose.yml: networks.back.driver_opts: macvlan networks need -o parent=IFACE (an interface in the daemon\'s namespace; IFACE.VLAN for a tagged sub-interface)');
   });
   it('ipv4_address rules', () => {
     const net = 'networks:\n  n:\n    ipam:\n      config: [{subnet: 10.1.0.0/24}]\n';

@@ -40,6 +40,7 @@
  * `FILE:LINE:COL: message`.
  */
 import { validateOverlayOptions } from './overlay-options.js';
+import { validateParentOptions } from './parent-options.js';
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -156,7 +157,7 @@ export function planCompose(text: string, fileName: string, project?: string, op
   const root = doc as YMap;
   checkKeys(root, '', TOP_KEYS, fail);
   const proj = projectName(project, root.get('name'), fileName, fail);
-  const defs = declareNetworks(root.get('networks'), proj, fail, guard, opts.drivers ?? ['bridge', 'overlay']);
+  const defs = declareNetworks(root.get('networks'), proj, fail, guard, opts.drivers ?? ['bridge', 'overlay', 'macvlan', 'ipvlan']);
   const implicit: NetDef = { key: 'default', name: `${proj}_default`, external: false, spec: bridgeSpec(`${proj}_default`, proj, 'default'), ipam: null };
   const netOf = (key: string): NetDef | undefined => defs.get(key) ?? (key === 'default' ? implicit : undefined);
   const services = asMap(root.get('services'), 'services', fail);
@@ -334,6 +335,7 @@ function declareNetworks(v: unknown, project: string, fail: Fail, guard: Guard, 
     const options = guard(`${at}.driver_opts`, () => validateRecord(dict(m.get('driver_opts'), `${at}.driver_opts`, fail), 'option'));
     if (driver === 'bridge') guard(`${at}.driver_opts`, () => validateBridgeOptions(options));
     if (driver === 'overlay') guard(`${at}.driver_opts`, () => validateOverlayOptions(options));
+    if (driver === 'macvlan' || driver === 'ipvlan') guard(`${at}.driver_opts`, () => validateParentOptions(driver, options));
     const labels = guard(`${at}.labels`, () => validateRecord(dict(m.get('labels'), `${at}.labels`, fail), 'label'));
     const spec: NetworkSpec = {
       ...bridgeSpec(name, project, key),
@@ -403,7 +405,7 @@ export function containerSpec(c: PlannedContainer, plan?: ComposePlan): Containe
  * project (same labels) are reused as they are.
  */
 export function checkPlan(plan: ComposePlan, state: State): void {
-  const sim = State.fromJSON(state.toJSON(), { supportedDrivers: ['bridge', 'overlay'] });
+  const sim = State.fromJSON(state.toJSON(), { supportedDrivers: ['bridge', 'overlay', 'macvlan', 'ipvlan'] });
   checkExternal(plan, sim.networks().map((n) => n.name));
   for (const name of downPlan(plan.project, sim, plan).containers) sim.removeContainer(name);
   const wrap = (at: string, fn: () => void): void => {

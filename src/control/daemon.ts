@@ -35,9 +35,10 @@ import { composeDown, composeUp } from './compose-apply.js';
 import { collectStats, statsTable, type StatsReport } from './stats.js';
 import { parseUplink } from './uplink.js';
 import { AddressConflict, OverlayControl } from './overlay-control.js';
+import { networkMode, parseParent } from './parent-options.js';
 
 /** drivers this daemon builds */
-const STATE_OPTS = { supportedDrivers: ['bridge', 'overlay'] as const };
+const STATE_OPTS = { supportedDrivers: ['bridge', 'overlay', 'macvlan', 'ipvlan'] as const };
 
 export interface DaemonOptions {
   socket: string;
@@ -132,6 +133,11 @@ export class Daemon {
       if (!this.overlay) throw new Error('internal: overlay network before the overlay driver started');
       await this.runtime.addBridge(this.bridgeSpec(n), n.subnet!);
       this.overlay.bringUp(n);
+      return;
+    }
+    if (n.driver === 'macvlan' || n.driver === 'ipvlan') {
+      const { iface, vlan } = parseParent(n.options.parent);
+      this.runtime.addParentNetwork({ id: n.id, name: n.name, driver: n.driver, mode: networkMode(n), iface, vlan, mtu: networkMtu(n), gatewayIp: parseIp(n.gateway!) });
       return;
     }
     if (n.driver !== 'bridge') return;

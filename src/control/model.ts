@@ -79,6 +79,7 @@ import {
   withGatewayMac,
 } from './records.js';
 import { validateOverlayOptions } from './overlay-options.js';
+import { validateParentOptions } from './parent-options.js';
 import { checkContainer, checkNetwork } from './state-file.js';
 
 export * from './records.js';
@@ -205,6 +206,11 @@ export class State {
     const labels = validateRecord(spec.labels, 'label');
     if (driver === 'bridge') validateBridgeOptions(options);
     if (driver === 'overlay') validateOverlayOptions(options);
+    if (driver === 'macvlan' || driver === 'ipvlan') {
+      validateParentOptions(driver, options);
+      const other = this.nets.find((n) => (n.driver === 'macvlan' || n.driver === 'ipvlan') && n.options.parent === options.parent);
+      if (other) throw new Error(`parent ${options.parent} is already used by network ${other.name}`);
+    }
     const existing = this.nets
       .filter((n) => n.subnet !== null)
       .map((n) => ({ name: n.name, subnet: parseCidr(n.subnet!) }));

@@ -19,10 +19,12 @@ import { UserlandProxy } from '../nat/proxy.js';
 import { Router } from '../router/router.js';
 import { DhcpServer } from '../services/dhcp.js';
 import { GatewayDns } from '../services/gateway-dns.js';
-import { formatIp, parseIp as parseIpNum } from '../services/ipam.js';
+import { formatIp, formatMac, macToNumber, parseIp as parseIpNum } from '../services/ipam.js';
 import { CaptureSession, SinkSet } from './capture.js';
 import * as netns from './netns.js';
 import type { OverlayPlane } from './overlay-plane.js';
+import { ParentPlane } from './parent-plane.js';
+import { ParentNetwork, type ParentSpec } from '../drivers/parent.js';
 import type { UplinkSpec } from './uplink.js';
 
 /** The host link (like docker0): the daemon's namespace reaches containers through it. */
@@ -100,6 +102,8 @@ export class Runtime {
   readonly router: Router;
   uplink: { spec: UplinkSpec; dev: TapDevice | PacketDevice; iface: number } | null = null;
   hostLink: { dev: TapDevice; iface: number } | null = null;
+  /** macvlan/ipvlan networks and their parent interfaces */
+  readonly parents: ParentPlane;
   /** the overlay driver's VTEPs (set by the daemon) */
   overlay: OverlayPlane | null = null;
   private readonly ctx: DataplaneContext;
@@ -120,6 +124,7 @@ export class Runtime {
     this.engine.addElement(this.router);
     this.engine.start();
     this.ctx = { pool: this.pool, engine: this.engine, portIds: this.portIds, router: this.router, seed: this.seed };
+    this.parents = new ParentPlane(this, log);
   }
 
   private addDevice(dev: TapDevice | PacketDevice): void {
@@ -298,7 +303,17 @@ export class Runtime {
     }
   }
 
+  /** A macvlan/ipvlan network on its parent interface (no router, no DHCP). */
+  addParentNetwork(spec: Omit<ParentSpec, 'parentMac'>): ParentNetwork {
+    return this.parents.add(spec);
+  }
+
   removeNetwork(id: string, subnet?: string): void {
+    if (this.parents.nets.has(id)) {
+      for (const cid of this.containers.keys()) this.unplug(cid, id);
+      this.parents.remove(id);
+      return;
+    }
     const n = this.networks.get(id);
     if (!n) return;
     if (subnet && this.hostLink) void netns.deleteRoute(subnet).catch(() => undefined);
@@ -327,8 +342,10 @@ export class Runtime {
   /** Open a TAP for the container on a network, move it in, configure it, attach it to the switch. */
   async plug(containerId: string, networkId: string, ep: EndpointPlug): Promise<void> {
     const c = this.containers.get(containerId);
-    const net = this.networks.get(networkId);
+    const net = this.networks.get(networkId) ?? this.parents.nets.get(networkId);
     if (!c || !net || c.netns === null) throw new Error('internal: plug on unknown container or network');
+    const ip = parseIpNum(ep.cidr.split('/')[0]);
+    const mac = net instanceof ParentNetwork ? formatMac(net.endpointMac(macToNumber(ep.mac))) : ep.mac;
     const port = new Port(this.portIds.alloc(), `${c.name}:${ep.ifname}`);
     let dev: TapDevice;
     try {
@@ -338,13 +355,13 @@ export class Runtime {
       throw e;
     }
     try {
-      await netns.plugEndpoint(c.netns, { tap: dev.ifname, ifname: ep.ifname, mac: ep.mac, mtu: net.spec.mtu, cidr: ep.cidr });
+      await netns.plugEndpoint(c.netns, { tap: dev.ifname, ifname: ep.ifname, mac, mtu: net.spec.mtu, cidr: ep.cidr });
     } catch (e) {
       dev.close();
       this.portIds.release(port.id);
       throw e;
     }
-    net.attach(port);
+    net.attach(port, { mac: macToNumber(mac), ip });
     this.addDevice(dev);
     c.endpoints.push({ networkId, ifname: ep.ifname, dev });
     this.engine.wake();
@@ -361,7 +378,7 @@ export class Runtime {
   }
 
   private closeEndpoint(ep: LiveEndpoint): void {
-    this.networks.get(ep.networkId)?.detach(ep.dev.port);
+    (this.networks.get(ep.networkId) ?? this.parents.nets.get(ep.networkId))?.detach(ep.dev.port);
     this.engine.removeDevice(ep.dev);
     const sinks = ep.dev.captureSink as SinkSet | null;
     if (sinks) for (const s of [...sinks.sessions]) s.finish();
@@ -390,6 +407,7 @@ export class Runtime {
     for (const id of [...this.containers.keys()]) await this.removeContainer(id);
     for (const name of [...this.attachments.keys()]) this.detachTap(name);
     for (const id of [...this.networks.keys()]) this.removeNetwork(id);
+    this.parents.close();
     for (const link of [this.uplink, this.hostLink]) {
       if (!link) continue;
       this.router.removeInterface(link.iface);

@@ -67,7 +67,8 @@ export class BridgeNetwork {
     ctx.engine.addElement(this.sw, true);
   }
 
-  attach(port: Port): void {
+  /** `_ep` (the endpoint's MAC and address) is for drivers that need it (macvlan, ipvlan). */
+  attach(port: Port, _ep?: { mac: number; ip: number }): void {
     port.mtu = this.spec.mtu;
     this.ports.add(port);
     this.sw.attach(port);

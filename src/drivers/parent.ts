@@ -1,0 +1,79 @@
+/**
+ * macvlan and ipvlan drivers — turn a network on an existing interface into
+ * a graph fragment: the interface's AF_PACKET device feeds a ParentDemux
+ * (one per interface, shared by every network on it, split by 802.1Q VLAN
+ * id), and the network's VLAN port feeds a MacvlanSwitch or IpvlanSwitch to
+ * which container ports are attached. No router, no NAT, no DHCP: the
+ * endpoints live on the parent's segment, whose own router is their
+ * gateway. It never touches a frame itself.
+ */
+import type { Engine } from '../dataplane/engine.js';
+import type { FramePool } from '../dataplane/pool.js';
+import type { Port, PortIds } from '../dataplane/port.js';
+import { IpvlanSwitch } from '../switch/ipvlan.js';
+import { MacvlanSwitch } from '../switch/macvlan.js';
+import type { ParentDemux } from '../switch/parent-demux.js';
+
+export interface ParentSpec {
+  id: string;
+  name: string;
+  driver: 'macvlan' | 'ipvlan';
+  mode: string;
+  /** the interface (without .VLAN) and the VLAN id (0 = untagged) */
+  iface: string;
+  vlan: number;
+  mtu: number;
+  /** the parent interface's MAC */
+  parentMac: number;
+  /** the network's gateway (the segment's router), for ipvlan l3 */
+  gatewayIp: number;
+}
+
+export interface ParentContext {
+  pool: FramePool;
+  engine: Engine;
+  portIds: PortIds;
+  seed: number;
+}
+
+export class ParentNetwork {
+  readonly element: MacvlanSwitch | IpvlanSwitch;
+  readonly ports = new Set<Port>();
+  private readonly vlanPort: Port;
+
+  constructor(
+    private readonly ctx: ParentContext,
+    private readonly demux: ParentDemux,
+    readonly spec: ParentSpec,
+  ) {
+    this.vlanPort = demux.vlanPort(spec.vlan, `${spec.iface}${spec.vlan ? '.' + spec.vlan : ''}`);
+    this.element =
+      spec.driver === 'macvlan'
+        ? new MacvlanSwitch(ctx.pool, this.vlanPort, { mode: spec.mode as 'bridge', seed: ctx.seed })
+        : new IpvlanSwitch(ctx.pool, this.vlanPort, { mode: spec.mode as 'l2', parentMac: spec.parentMac, gatewayIp: spec.gatewayIp, seed: ctx.seed });
+    ctx.engine.addElement(this.element);
+  }
+
+  /** The MAC a container interface must carry: its own, or the parent's (ipvlan, macvlan passthru). */
+  endpointMac(own: number): number {
+    return this.spec.driver === 'ipvlan' || this.spec.mode === 'passthru' ? this.spec.parentMac : own;
+  }
+
+  attach(port: Port, ep: { mac: number; ip: number }): void {
+    port.mtu = this.spec.mtu;
+    if (this.element instanceof MacvlanSwitch) this.element.attach(port, this.endpointMac(ep.mac));
+    else this.element.attach(port, ep.ip);
+    this.ports.add(port);
+  }
+
+  detach(port: Port): void {
+    if (!this.ports.delete(port)) return;
+    this.element.detach(port);
+  }
+
+  destroy(): void {
+    for (const p of [...this.ports]) this.detach(p);
+    this.ctx.engine.removeElement(this.element);
+    this.demux.release(this.spec.vlan);
+  }
+}

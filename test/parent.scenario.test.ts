@@ -1,0 +1,175 @@
+/**
+ * macvlan and ipvlan with real traffic. The daemon's namespace holds the
+ * parent interfaces (veths); their peers sit in "lan" namespaces holding a
+ * kernel host (and, for vepa, a hairpinning kernel bridge). Needs root.
+ */
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DaemonUnderTest, requireRoot } from './harness.js';
+
+const root = requireRoot('macvlan/ipvlan scenario tests (parent veths, lan namespaces)');
+
+describe.runIf(root)('macvlan and ipvlan on a lan', () => {
+  const d = new DaemonUnderTest('pv');
+  const lan = `${d.prefix}lan`; // macvlan modes: eth0 in a hairpinning bridge, host 10.60.0.1
+  const vlan = `${d.prefix}vlan`; // 802.1Q: eth0.100 = 10.61.0.1, eth0.200 = 10.62.0.1
+  const ipl = `${d.prefix}ipl`; // ipvlan: host 10.63.0.1; l3 endpoints in 10.64.0.0/24
+  const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+  const inNs = (ns: string, cmd: string) => spawnSync('ip', ['netns', 'exec', ns, 'sh', '-c', cmd], { encoding: 'utf8', timeout: 30_000 });
+  const macOf = (ctr: string, ifname = 'eth0') => d.exec(ctr, 'cat', `/sys/class/net/${ifname}/address`).stdout.trim();
+  const ctrIp = (ctr: string, net: string): string => JSON.parse(d.ok('inspect', ctr))[0].NetworkSettings.Networks[net].IPAddress;
+
+  /** a veth: `parent` in the daemon's namespace, `eth0` in `ns` (offloads off: the parent is read with AF_PACKET) */
+  function wire(ns: string, parent: string): void {
+    ip('netns', 'add', ns);
+    ip('-n', ns, 'link', 'set', 'lo', 'up');
+    execFileSync('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
+    ip('-n', d.hostNs, 'link', 'add', parent, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns);
+    ip('-n', d.hostNs, 'link', 'set', parent, 'up');
+    ip('-n', ns, 'link', 'set', 'eth0', 'up');
+    for (const [n, dev] of [[ns, 'eth0'], [d.hostNs, parent]]) execFileSync('ip', ['netns', 'exec', n, 'ethtool', '-K', dev, 'tso', 'off', 'gso', 'off', 'gro', 'off'], { stdio: 'ignore' });
+  }
+
+  async function capture(ns: string, dev: string, filter: string, fn: () => void): Promise<string> {
+    const p = spawn('ip', ['netns', 'exec', ns, 'tcpdump', '-Z', 'root', '-l', '-n', '-e', '-i', dev, filter], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let text = '';
+    let err = '';
+    p.stdout!.on('data', (b) => (text += b));
+    p.stderr!.on('data', (b) => (err += b));
+    const t0 = Date.now();
+    while (!err.includes('listening') && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 200));
+    try {
+      fn();
+      await new Promise((r) => setTimeout(r, 300));
+    } finally {
+      const done = new Promise((r) => p.once('exit', r));
+      p.kill('SIGINT');
+      await done;
+    }
+    return text;
+  }
+
+  beforeAll(async () => {
+    ip('netns', 'add', d.hostNs);
+    wire(lan, 'lan0');
+    wire(vlan, 'lan1');
+    wire(ipl, 'lan2');
+    // lan: a kernel bridge that hairpins (what vepa needs from the "external switch")
+    inNs(lan, 'ip link add br0 type bridge && ip link set eth0 master br0 && ip link set br0 up && bridge link set dev eth0 hairpin on && ip addr add 10.60.0.1/24 dev br0');
+    inNs(vlan, 'for v in 100 200; do ip link add link eth0 name eth0.$v type vlan id $v && ip link set eth0.$v up; done; ip addr add 10.61.0.1/24 dev eth0.100; ip addr add 10.62.0.1/24 dev eth0.200');
+    inNs(ipl, 'ip addr add 10.63.0.1/24 dev eth0 && ip route add 10.64.0.0/24 via 10.63.0.254');
+    // the parents' own host: lan2 is addressed (the lan routes the l3 subnet to it); lan0 gets an address for the "cannot reach" check
+    ip('-n', d.hostNs, 'addr', 'add', '10.63.0.254/24', 'dev', 'lan2');
+    ip('-n', d.hostNs, 'addr', 'add', '10.60.0.254/24', 'dev', 'lan0');
+    await d.start();
+  }, 60_000);
+
+  afterAll(async () => {
+    await d.cleanup();
+    expect(spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout).not.toContain(d.prefix);
+  });
+
+  it('macvlan bridge: endpoints reach the lan host with MACs of their own and each other; the parent host cannot reach them', async () => {
+    d.ok('network', 'create', '-d', 'macvlan', '--subnet', '10.60.0.0/24', '--gateway', '10.60.0.1', '-o', 'parent=lan0', 'mv');
+    d.ok('run', '--name', 'm1', '--network', 'mv');
+    d.ok('run', '--name', 'm2', '--network', 'mv');
+    expect(d.ping('m1', '10.60.0.1')).toBe(true);
+    expect(d.ping('m2', '10.60.0.1')).toBe(true);
+    const neigh = inNs(lan, 'ip neigh show dev br0').stdout;
+    const [m1, m2] = [macOf('m1'), macOf('m2')];
+    expect(m1).not.toBe(m2);
+    expect(neigh).toContain(`${ctrIp('m1', 'mv')} lladdr ${m1}`);
+    expect(neigh).toContain(`${ctrIp('m2', 'mv')} lladdr ${m2}`);
+    expect(d.ping('m1', 'm2')).toBe(true); // by name: embedded DNS; bridge mode switches locally
+    // the parent's own namespace cannot reach its macvlan endpoints (as with the kernel)
+    expect(inNs(d.hostNs, `ping -c 2 -W 1 ${ctrIp('m1', 'mv')}`).status).not.toBe(0);
+  });
+
+  it('macvlan private: no endpoint-to-endpoint traffic even through a hairpinning switch; vepa: only through it', async () => {
+    d.ok('rm', 'm1', 'm2');
+    d.ok('network', 'rm', 'mv');
+    d.ok('network', 'create', '-d', 'macvlan', '--subnet', '10.60.0.0/24', '--gateway', '10.60.0.1', '-o', 'parent=lan0', '-o', 'macvlan_mode=private', 'mp');
+    d.ok('run', '--name', 'p1', '--network', 'mp');
+    d.ok('run', '--name', 'p2', '--network', 'mp');
+    expect(d.ping('p1', '10.60.0.1')).toBe(true);
+    expect(d.ping('p1', ctrIp('p2', 'mp'))).toBe(false);
+    d.ok('rm', 'p1', 'p2');
+    d.ok('network', 'rm', 'mp');
+    d.ok('network', 'create', '-d', 'macvlan', '--subnet', '10.60.0.0/24', '--gateway', '10.60.0.1', '-o', 'parent=lan0', '-o', 'macvlan_mode=vepa', 'mvepa');
+    d.ok('run', '--name', 'v1', '--network', 'mvepa');
+    d.ok('run', '--name', 'v2', '--network', 'mvepa');
+    const v2 = ctrIp('v2', 'mvepa');
+    const seen = await capture(lan, 'eth0', 'icmp', () => {
+      expect(d.ping('v1', v2)).toBe(true);
+    });
+    // the echo went out to the lan switch and came back (hairpin): seen on the lan side
+    expect(seen).toMatch(new RegExp(`> ${v2.replace(/\./g, '\\.')}: ICMP echo request`));
+    inNs(lan, 'bridge link set dev eth0 hairpin off');
+    expect(d.ping('v1', v2)).toBe(false); // no hairpin, no vepa traffic
+    inNs(lan, 'bridge link set dev eth0 hairpin on');
+    d.ok('rm', 'v1', 'v2');
+    d.ok('network', 'rm', 'mvepa');
+  });
+
+  it('parent IFACE.VLAN: frames carry the 802.1Q tag on the lan, endpoints see them untagged; two VLANs are isolated', async () => {
+    d.ok('network', 'create', '-d', 'macvlan', '--subnet', '10.61.0.0/24', '--gateway', '10.61.0.1', '-o', 'parent=lan1.100', 'v100');
+    d.ok('network', 'create', '-d', 'macvlan', '--subnet', '10.62.0.0/24', '--gateway', '10.62.0.1', '-o', 'parent=lan1.200', 'v200');
+    expect(d.cli('network', 'create', '-d', 'macvlan', '--subnet', '10.65.0.0/24', '-o', 'parent=lan1.100', 'again').stderr).toMatch(/already used by network v100/);
+    d.ok('run', '--name', 't1', '--network', 'v100');
+    d.ok('run', '--name', 't2', '--network', 'v200');
+    const seen = await capture(vlan, 'eth0', 'icmp or arp or vlan', () => {
+      expect(d.ping('t1', '10.61.0.1')).toBe(true);
+    });
+    expect(seen).toMatch(/vlan 100/);
+    expect(seen).not.toMatch(/vlan 200/);
+    expect(d.exec('t1', 'ip', '-d', 'link', 'show', 'eth0').stdout).not.toMatch(/vlan/);
+    expect(d.ping('t2', '10.62.0.1')).toBe(true);
+    // VLAN 200's endpoint never sees VLAN 100's broadcast
+    const other = await capture(vlan, 'eth0.200', 'arp', () => {
+      d.exec('t1', 'ping', '-c', '1', '-W', '1', '10.61.0.77');
+    });
+    expect(other).not.toMatch(/10\.61\.0\.77/);
+    d.ok('rm', 't1', 't2');
+    d.ok('network', 'rm', 'v100', 'v200');
+  });
+
+  it('ipvlan l2: endpoints share the parent MAC and are told apart by IP', async () => {
+    d.ok('network', 'create', '-d', 'ipvlan', '--subnet', '10.63.0.0/24', '--gateway', '10.63.0.1', '--ip-range', '10.63.0.128/25', '-o', 'parent=lan2', 'il2');
+    d.ok('run', '--name', 'i1', '--network', 'il2');
+    d.ok('run', '--name', 'i2', '--network', 'il2');
+    const parentMac = inNs(d.hostNs, 'cat /sys/class/net/lan2/address').stdout.trim();
+    expect(macOf('i1')).toBe(parentMac);
+    expect(macOf('i2')).toBe(parentMac);
+    const [a, b] = [ctrIp('i1', 'il2'), ctrIp('i2', 'il2')];
+    expect(inNs(ipl, `ping -c 2 -W 1 ${a} && ping -c 2 -W 1 ${b}`).status).toBe(0);
+    const neigh = inNs(ipl, 'ip neigh show dev eth0').stdout;
+    expect(neigh).toContain(`${a} lladdr ${parentMac}`);
+    expect(neigh).toContain(`${b} lladdr ${parentMac}`);
+    expect(d.ping('i1', 'i2')).toBe(true);
+    d.ok('rm', 'i1', 'i2');
+    d.ok('network', 'rm', 'il2');
+  });
+
+  it('ipvlan l3: routed — the lan router reaches each endpoint by IP, and no broadcast leaves', async () => {
+    d.ok('network', 'create', '-d', 'ipvlan', '--subnet', '10.64.0.0/24', '-o', 'parent=lan2', '-o', 'ipvlan_mode=l3', 'il3');
+    d.ok('run', '--name', 'j1', '--network', 'il3');
+    const j1 = ctrIp('j1', 'il3');
+    expect(inNs(ipl, `ping -c 3 -W 1 ${j1}`).status).toBe(0);
+    const seen = await capture(ipl, 'eth0', 'not ip6', () => {
+      d.exec('j1', 'ping', '-b', '-c', '2', '-W', '1', '10.64.0.255');
+    });
+    expect(seen).not.toMatch(/ff:ff:ff:ff:ff:ff/);
+    d.ok('rm', 'j1');
+    d.ok('network', 'rm', 'il3');
+  });
+
+  it('bad input: unknown parent, bad mode, missing parent — one clear line, nothing changes', () => {
+    const before = d.ok('network', 'ls');
+    expect(d.cli('network', 'create', '-d', 'macvlan', '--subnet', '10.66.0.0/24', '-o', 'parent=nope0', 'bad').stderr).toMatch(/parent interface nope0 does not exist/);
+    expect(d.cli('network', 'create', '-d', 'macvlan', '-o', 'parent=lan0', '-o', 'macvlan_mode=weird', 'bad').stderr).toMatch(/invalid option macvlan_mode="weird"/);
+    expect(d.cli('network', 'create', '-d', 'ipvlan', 'bad').stderr).toMatch(/need -o parent=IFACE/);
+    expect(d.cli('network', 'create', '-d', 'macvlan', '-o', 'parent=lan0.5000', 'bad').stderr).toMatch(/VLAN id must be from 1 to 4094/);
+    expect(d.ok('network', 'ls')).toBe(before);
+  });
+});
