@@ -3,16 +3,20 @@
  * parent interfaces (veths); their peers sit in "lan" namespaces holding a
  * kernel host (and, for vepa, a hairpinning kernel bridge). Needs root.
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DaemonUnderTest, requireRoot } from './harness.js';
+import { DaemonUnderTest, requireRoot, ROOT } from './harness.js';
 
 const root = requireRoot('macvlan/ipvlan scenario tests (parent veths, lan namespaces)');
 
 describe.runIf(root)('macvlan and ipvlan on a lan', () => {
   const d = new DaemonUnderTest('pv');
   const lan = `${d.prefix}lan`; // macvlan modes: eth0 in a hairpinning bridge, host 10.60.0.1
-  const vlan = `${d.prefix}vlan`; // 802.1Q: eth0.100 = 10.61.0.1, eth0.200 = 10.62.0.1
+  // 802.1Q: this kernel has neither the 8021q module nor VLAN-filtering bridges, so the VLAN hosts
+  // (10.61.0.1 on VLAN 100, 10.62.0.1 on VLAN 200) are test/fixtures/vlan_host.py on eth0
+  const vlan = `${d.prefix}vlan`;
+  const hosts: ChildProcess[] = [];
   const ipl = `${d.prefix}ipl`; // ipvlan: host 10.63.0.1; l3 endpoints in 10.64.0.0/24
   const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
   const inNs = (ns: string, cmd: string) => spawnSync('ip', ['netns', 'exec', ns, 'sh', '-c', cmd], { encoding: 'utf8', timeout: 30_000 });
@@ -57,7 +61,6 @@ describe.runIf(root)('macvlan and ipvlan on a lan', () => {
     wire(ipl, 'lan2');
     // lan: a kernel bridge that hairpins (what vepa needs from the "external switch")
     inNs(lan, 'ip link add br0 type bridge && ip link set eth0 master br0 && ip link set br0 up && bridge link set dev eth0 hairpin on && ip addr add 10.60.0.1/24 dev br0');
-    inNs(vlan, 'for v in 100 200; do ip link add link eth0 name eth0.$v type vlan id $v && ip link set eth0.$v up; done; ip addr add 10.61.0.1/24 dev eth0.100; ip addr add 10.62.0.1/24 dev eth0.200');
     inNs(ipl, 'ip addr add 10.63.0.1/24 dev eth0 && ip route add 10.64.0.0/24 via 10.63.0.254');
     // the parents' own host: lan2 is addressed (the lan routes the l3 subnet to it); lan0 gets an address for the "cannot reach" check
     ip('-n', d.hostNs, 'addr', 'add', '10.63.0.254/24', 'dev', 'lan2');
@@ -66,11 +69,13 @@ describe.runIf(root)('macvlan and ipvlan on a lan', () => {
   }, 60_000);
 
   afterAll(async () => {
+    for (const h of hosts) h.kill('SIGKILL');
     await d.cleanup();
     expect(spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout).not.toContain(d.prefix);
   });
 
   it('macvlan bridge: endpoints reach the lan host with MACs of their own and each other; the parent host cannot reach them', async () => {
+    inNs(lan, 'bridge link set dev eth0 hairpin off'); // a plain switch (a hairpinning one would reflect the parent's own frames back)
     d.ok('network', 'create', '-d', 'macvlan', '--subnet', '10.60.0.0/24', '--gateway', '10.60.0.1', '-o', 'parent=lan0', 'mv');
     d.ok('run', '--name', 'm1', '--network', 'mv');
     d.ok('run', '--name', 'm2', '--network', 'mv');
@@ -89,6 +94,7 @@ describe.runIf(root)('macvlan and ipvlan on a lan', () => {
   it('macvlan private: no endpoint-to-endpoint traffic even through a hairpinning switch; vepa: only through it', async () => {
     d.ok('rm', 'm1', 'm2');
     d.ok('network', 'rm', 'mv');
+    inNs(lan, 'bridge link set dev eth0 hairpin on');
     d.ok('network', 'create', '-d', 'macvlan', '--subnet', '10.60.0.0/24', '--gateway', '10.60.0.1', '-o', 'parent=lan0', '-o', 'macvlan_mode=private', 'mp');
     d.ok('run', '--name', 'p1', '--network', 'mp');
     d.ok('run', '--name', 'p2', '--network', 'mp');
@@ -118,18 +124,36 @@ describe.runIf(root)('macvlan and ipvlan on a lan', () => {
     expect(d.cli('network', 'create', '-d', 'macvlan', '--subnet', '10.65.0.0/24', '-o', 'parent=lan1.100', 'again').stderr).toMatch(/already used by network v100/);
     d.ok('run', '--name', 't1', '--network', 'v100');
     d.ok('run', '--name', 't2', '--network', 'v200');
+    const answered: Record<number, string> = { 100: '', 200: '' };
+    for (const [vid, addr] of [[100, '10.61.0.1'], [200, '10.62.0.1']] as const) {
+      const p = spawn('ip', ['netns', 'exec', vlan, 'python3', join(ROOT, 'test', 'fixtures', 'vlan_host.py'), 'eth0', String(vid), addr], { stdio: ['ignore', 'pipe', 'inherit'] });
+      hosts.push(p);
+      await new Promise<void>((resolve) => p.stdout!.on('data', (b) => ((answered[vid] += b), answered[vid].includes('ready') && resolve())));
+    }
+    let ok = false;
     const seen = await capture(vlan, 'eth0', 'icmp or arp or vlan', () => {
-      expect(d.ping('t1', '10.61.0.1')).toBe(true);
+      ok = d.ping('t1', '10.61.0.1');
     });
+    expect(ok, seen + JSON.stringify(JSON.parse(d.ok('stats', '--json')).networks)).toBe(true);
     expect(seen).toMatch(/vlan 100/);
     expect(seen).not.toMatch(/vlan 200/);
     expect(d.exec('t1', 'ip', '-d', 'link', 'show', 'eth0').stdout).not.toMatch(/vlan/);
     expect(d.ping('t2', '10.62.0.1')).toBe(true);
-    // VLAN 200's endpoint never sees VLAN 100's broadcast
-    const other = await capture(vlan, 'eth0.200', 'arp', () => {
-      d.exec('t1', 'ping', '-c', '1', '-W', '1', '10.61.0.77');
+    // each VLAN host answered only its own VLAN
+    await new Promise((r) => setTimeout(r, 300));
+    expect(answered[100], JSON.stringify(answered) + seen).toMatch(/arp\necho/);
+    expect(answered[200]).toMatch(/arp\necho/);
+    // from the lan: a broadcast ARP for t1's address tagged 200, then one tagged 100 — t1 sees only the second
+    const t1ip = ctrIp('t1', 'v100');
+    const arpFrom = (vid: number, sender: string) =>
+      `import socket,struct;s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW);s.bind(('eth0',0));m=bytes.fromhex('020000000${vid}');` +
+      `s.send(b'\\xff'*6+m+b'\\x81\\x00'+struct.pack('!H',${vid})+b'\\x08\\x06'+bytes.fromhex('0001080006040001')+m+socket.inet_aton('${sender}')+b'\\0'*6+socket.inet_aton('${t1ip}'))`;
+    const got = await capture(`${d.prefix}t1`, 'eth0', 'arp', () => {
+      inNs(vlan, `python3 -c "${arpFrom(200, '10.61.0.201')}"`);
+      inNs(vlan, `python3 -c "${arpFrom(100, '10.61.0.101')}"`);
     });
-    expect(other).not.toMatch(/10\.61\.0\.77/);
+    expect(got).toMatch(/tell 10\.61\.0\.101/);
+    expect(got).not.toMatch(/tell 10\.61\.0\.201/);
     d.ok('rm', 't1', 't2');
     d.ok('network', 'rm', 'v100', 'v200');
   });
