@@ -186,6 +186,15 @@ describe.runIf(root)('macvlan and ipvlan on a lan', () => {
     expect(seen).not.toMatch(/ff:ff:ff:ff:ff:ff/);
     d.ok('rm', 'j1');
     d.ok('network', 'rm', 'il3');
+    // l3s: the same, with connection tracking: the flow shows in `usernet conntrack`
+    d.ok('network', 'create', '-d', 'ipvlan', '--subnet', '10.64.0.0/24', '-o', 'parent=lan2', '-o', 'ipvlan_mode=l3s', 'il3s');
+    d.ok('run', '--name', 'k1', '--network', 'il3s');
+    const k1 = ctrIp('k1', 'il3s');
+    expect(inNs(ipl, `ping -c 2 -W 1 ${k1}`).status).toBe(0);
+    const flows = JSON.parse(d.ok('conntrack', '--json'));
+    expect(JSON.stringify(flows)).toContain(k1);
+    d.ok('rm', 'k1');
+    d.ok('network', 'rm', 'il3s');
   });
 
   it('bad input: unknown parent, bad mode, missing parent — one clear line, nothing changes', () => {

@@ -38,7 +38,7 @@ export class ParentPlane {
       const what = spec.vlan ? `${spec.iface}.${spec.vlan}` : spec.iface;
       throw new Error(`parent ${what} is already used by another network`);
     }
-    const net = new ParentNetwork({ pool: this.rt.pool, engine: this.rt.engine, portIds: this.rt.portIds, seed: this.rt.seed }, p.demux, { ...spec, parentMac: p.dev.mac });
+    const net = new ParentNetwork({ pool: this.rt.pool, engine: this.rt.engine, portIds: this.rt.portIds, seed: this.rt.seed, conntrack: this.rt.conntrack }, p.demux, { ...spec, parentMac: p.dev.mac });
     p.vlans.set(spec.vlan, spec.id);
     this.nets.set(spec.id, net);
     this.log.info({ network: spec.name, parent: spec.iface, vlan: spec.vlan, driver: spec.driver, mode: spec.mode }, 'network on parent interface');

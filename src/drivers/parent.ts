@@ -13,6 +13,7 @@ import type { Port, PortIds } from '../dataplane/port.js';
 import { IpvlanSwitch } from '../switch/ipvlan.js';
 import { MacvlanSwitch } from '../switch/macvlan.js';
 import type { ParentDemux } from '../switch/parent-demux.js';
+import type { Conntrack } from '../nat/conntrack.js';
 
 export interface ParentSpec {
   id: string;
@@ -34,6 +35,8 @@ export interface ParentContext {
   engine: Engine;
   portIds: PortIds;
   seed: number;
+  /** ipvlan l3s: flows passing the endpoints are tracked here (`usernet conntrack` lists them) */
+  conntrack?: Conntrack;
 }
 
 export class ParentNetwork {
@@ -50,7 +53,13 @@ export class ParentNetwork {
     this.element =
       spec.driver === 'macvlan'
         ? new MacvlanSwitch(ctx.pool, this.vlanPort, { mode: spec.mode as 'bridge', seed: ctx.seed })
-        : new IpvlanSwitch(ctx.pool, this.vlanPort, { mode: spec.mode as 'l2', parentMac: spec.parentMac, gatewayIp: spec.gatewayIp, seed: ctx.seed });
+        : new IpvlanSwitch(ctx.pool, this.vlanPort, {
+            mode: spec.mode as 'l2',
+            parentMac: spec.parentMac,
+            gatewayIp: spec.gatewayIp,
+            seed: ctx.seed,
+            track: spec.mode === 'l3s' && ctx.conntrack ? trackFlows(ctx.conntrack, ctx.engine) : undefined,
+          });
     ctx.engine.addElement(this.element);
   }
 
@@ -76,4 +85,44 @@ export class ParentNetwork {
     this.ctx.engine.removeElement(this.element);
     this.demux.release(this.spec.vlan);
   }
+}
+
+/**
+ * ipvlan l3s's connection-tracking hook: every IPv4 TCP/UDP/ICMP packet
+ * through the endpoints is looked up in (or creates) a conntrack flow and
+ * counted, so flows show in `usernet conntrack` with their states. No
+ * rewriting: l3s tracks, it does not NAT.
+ */
+function trackFlows(ct: Conntrack, engine: Engine): (pool: FramePool, h: number, inbound: boolean) => void {
+  return (pool, h) => {
+    const v = pool.view;
+    const o = pool.offsets[h];
+    const len = pool.lengths[h];
+    if (len < 34 || v.getUint16(o + 12) !== 0x0800) return;
+    const ip = o + 14;
+    const ihl = (v.getUint8(ip) & 0x0f) << 2;
+    const proto = v.getUint8(ip + 9);
+    const src = v.getInt32(ip + 12);
+    const dst = v.getInt32(ip + 16);
+    let sp = 0;
+    let dp = 0;
+    let flags = 0;
+    if ((proto === 6 || proto === 17) && len >= 14 + ihl + 14) {
+      sp = v.getUint16(ip + ihl);
+      dp = v.getUint16(ip + ihl + 2);
+      if (proto === 6) flags = v.getUint8(ip + ihl + 13);
+    } else if (proto === 1 && len >= 14 + ihl + 8) {
+      const type = v.getUint8(ip + ihl);
+      if (type !== 8 && type !== 0) return;
+      sp = dp = v.getUint16(ip + ihl + 4); // echo id on both sides
+    } else return;
+    const now = engine.clock();
+    let hit = ct.lookup(proto, src, sp, dst, dp);
+    if (hit < 0) {
+      const f = ct.create(proto, src, sp, dst, dp, dst, dp, src, sp, now);
+      if (f < 0) return;
+      hit = f << 1;
+    }
+    ct.seen(hit >> 1, hit & 1, flags, len - 14, now);
+  };
 }
