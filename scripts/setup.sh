@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in iproute2 iputils-ping iperf3 tcpdump util-linux procps python3 make g++ ethtool traceroute nftables dnsutils busybox udhcpc tshark etcd-server; do
+for pkg in iproute2 iputils-ping iperf3 tcpdump util-linux procps python3 make g++ ethtool traceroute nftables dnsutils busybox udhcpc tshark etcd-server qemu-system-x86; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -24,3 +24,7 @@ fi
 npm install --no-audit --no-fund --loglevel=error
 npm run --silent build
 echo "setup: built (native addon build/Release/usernet.node, TypeScript in dist/)"
+# a Debian kernel and a static busybox for the VM tests (unpacked into .cache/vm, never installed)
+if [ "$(id -u)" = 0 ] && [ ! -f .cache/vm/vmlinuz ]; then
+  bash scripts/vm-assets.sh >/dev/null && echo "setup: VM assets in .cache/vm"
+fi
