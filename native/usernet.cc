@@ -1,7 +1,10 @@
 // usernet native addon: moves Ethernet frames between file descriptors (TAP
-// devices, AF_PACKET sockets, later unix sockets) and the JS FramePool, in
+// devices, AF_PACKET sockets, unix sockets) and the JS FramePool, in
 // batches, and reports readiness through libuv. UDP tunnels (the VXLAN
 // underlay) move datagram payloads in and whole IPv4 packets out the same way.
+// Unix sockets speak QEMU's netdev protocols: `stream` (a 4-byte big-endian
+// length in front of every frame on a SOCK_STREAM connection) and `dgram`
+// (one frame per SOCK_DGRAM datagram).
 //
 // The contract (argument meanings, return values, errors) is written down
 // in src/io/native.ts; this file follows it. In short:
@@ -14,7 +17,10 @@
 //   openPacket(ifname, {netns, promisc}) -> {fd, ifindex, mac}
 //   openSocketIn(netns, 'udp'|'tcp', ip, port) -> fd
 //   openTunnel(ip, port, {netns}) -> {fd, port}   (UDP in, raw IPv4 out)
-//   stats() -> {oversized}
+//   openUnixDgram(localPath, remotePath) -> {fd}  (QEMU -netdev dgram)
+//   listenUnixStream(path) -> {fd},  acceptUnixStream(listenFd) -> {fd}|null
+//                                                 (QEMU -netdev stream)
+//   stats() -> {oversized, watchers}
 //
 // Hot path rules: readBatch/writeBatch allocate nothing and create no JS
 // objects; pool and bound handle arrays are raw pointers captured once (the
@@ -35,13 +41,17 @@
 #include <linux/if_tun.h>
 #include <netinet/in.h>
 #include <sched.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -401,6 +411,70 @@ std::string NetnsPath(Napi::Env env, const Napi::Value& v) {
   return ns;
 }
 
+// ---------------------------------------------------------------- unix sockets (QEMU netdev stream / dgram)
+
+// A framed stream's receive buffer (allocated once, at accept): reads take
+// as much as the socket holds, up to this, and frames are cut out of it.
+constexpr size_t kStreamRxCap = 256 * 1024;
+// The largest frame the stream protocol carries (QEMU's length prefix is 32
+// bits, but no Ethernet frame of ours comes near this).
+constexpr uint32_t kStreamMaxFrame = 65535;
+// A framed stream's pending buffer: at most the tail of one frame.
+constexpr size_t kStreamTxCap = 4 + kStreamMaxFrame;
+// Frames per sendmsg(2) on a framed stream (2 iovecs each + the pending
+// tail: well under IOV_MAX).
+constexpr uint32_t kStreamBatch = 256;
+
+struct Watcher;
+
+// What the addon remembers about a unix socket it opened or accepted.
+struct UnixFd {
+  enum Kind { kDgram, kListener, kFramed };
+  Kind kind = kDgram;
+  // The socket file this fd bound (dgram, listener): close(fd) unlinks it,
+  // if it is still the same file (dev/ino).
+  std::string path;
+  dev_t dev = 0;
+  ino_t ino = 0;
+  // dgram: where writeBatch sends every frame
+  struct sockaddr_un remote;
+  socklen_t remoteLen = 0;
+  // framed stream, receive side: bytes [rxStart, rxEnd) of rx are read but
+  // not yet cut into frames; rxSkip bytes still to discard (the rest of a
+  // frame with a bad length); rxErr: EOF (ECONNRESET) or a read error,
+  // sticky, thrown once the buffered frames are delivered.
+  std::unique_ptr<uint8_t[]> rx;
+  uint32_t rxStart = 0;
+  uint32_t rxEnd = 0;
+  uint64_t rxSkip = 0;
+  int rxErr = 0;
+  // framed stream, send side: bytes [txOff, txLen) of tx are the unwritten
+  // tail of a frame a partial write cut; they go out before anything else.
+  std::unique_ptr<uint8_t[]> tx;
+  uint32_t txOff = 0;
+  uint32_t txLen = 0;
+  // the pollStart watcher on this fd, if any (a framed stream's watcher
+  // also flushes tx when the socket becomes writable)
+  Watcher* watcher = nullptr;
+};
+
+// Writes a framed stream's pending bytes as far as the socket takes them.
+// A hard error (EPIPE, ECONNRESET, …) drops them: the connection is gone
+// and the read side reports it.
+void FlushFramed(int fd, UnixFd* u) {
+  while (u->txLen > u->txOff) {
+    ssize_t r = send(fd, u->tx.get() + u->txOff, u->txLen - u->txOff, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      break;
+    }
+    u->txOff += static_cast<uint32_t>(r);
+  }
+  u->txOff = 0;
+  u->txLen = 0;
+}
+
 // ---------------------------------------------------------------- poll watchers
 
 class Usernet;
@@ -428,7 +502,21 @@ struct Watcher {
   bool inCallback = false;  // cb is running (pollStop from inside cb is deferred)
   bool stopPending = false;
   bool rearmOnError = false;  // a packet socket or tunnel: an error condition is transient
+  UnixFd* framed = nullptr;   // a framed stream's state: flush its pending bytes when writable
+  bool writable = false;      // also watching for writability (framed: bytes pending)
 };
+
+void OnPoll(uv_poll_t* h, int status, int events);
+
+// Watch w's fd for writability too (a framed stream with pending bytes), or
+// stop. Never restarts a watcher libuv stopped (error condition) or that is
+// being released.
+void SetWritable(Watcher* w, bool on) {
+  if (w->writable == on || w->stopPending) return;
+  if (uv_is_active(reinterpret_cast<uv_handle_t*>(&w->handle)) == 0) return;
+  w->writable = on;
+  uv_poll_start(&w->handle, on ? (UV_READABLE | UV_WRITABLE) : UV_READABLE, OnPoll);
+}
 
 void FinishRelease(Watcher* w) {
   w->cb.Reset();
@@ -442,6 +530,8 @@ void FinishRelease(Watcher* w) {
 // or right after cb returns when called from inside cb.
 void ReleaseWatcher(Watcher* w) {
   uv_poll_stop(&w->handle);
+  if (w->framed != nullptr) w->framed->watcher = nullptr;
+  w->framed = nullptr;
   if (w->inCallback) {
     w->stopPending = true;
   } else {
@@ -466,6 +556,14 @@ void OnWatcherClosed(uv_handle_t* h) {
 
 void OnPoll(uv_poll_t* h, int status, int events) {
   Watcher* w = static_cast<Watcher*>(h->data);
+  // A framed stream with pending bytes: writable means the tail of the
+  // frame a partial write cut can go out now. That is the addon's business
+  // alone; JS hears only about readability.
+  if (status >= 0 && (events & UV_WRITABLE) != 0 && w->framed != nullptr) {
+    FlushFramed(w->fd, w->framed);
+    if (w->framed->txLen == 0) SetWritable(w, false);
+    if ((events & (UV_READABLE | UV_DISCONNECT)) == 0) return;
+  }
   // status < 0 (UV_EBADF on POLLERR, e.g. a TAP whose device was deleted):
   // libuv has already stopped the watcher. We still call cb so that its
   // readBatch surfaces the real error (EBADFD) to JS. Packet sockets are
@@ -489,7 +587,7 @@ void OnPoll(uv_poll_t* h, int status, int events) {
     // and receives again once the link is up, so keep watching. Should the
     // error still be pending (cb did not read), it fires again next turn,
     // level-triggered like readability.
-    uv_poll_start(&w->handle, UV_READABLE, OnPoll);
+    uv_poll_start(&w->handle, w->writable ? (UV_READABLE | UV_WRITABLE) : UV_READABLE, OnPoll);
   }
   if (st == napi_pending_exception) {
     // cb threw: hand the exception to process 'uncaughtException' (the
@@ -521,6 +619,9 @@ class Usernet : public Napi::Addon<Usernet> {
         InstanceMethod("openPacket", &Usernet::OpenPacket),
         InstanceMethod("openSocketIn", &Usernet::OpenSocketIn),
         InstanceMethod("openTunnel", &Usernet::OpenTunnel),
+        InstanceMethod("openUnixDgram", &Usernet::OpenUnixDgram),
+        InstanceMethod("listenUnixStream", &Usernet::ListenUnixStream),
+        InstanceMethod("acceptUnixStream", &Usernet::AcceptUnixStream),
         InstanceMethod("close", &Usernet::Close),
         InstanceMethod("pollStart", &Usernet::PollStart),
         InstanceMethod("pollStop", &Usernet::PollStop),
@@ -583,6 +684,39 @@ class Usernet : public Napi::Addon<Usernet> {
   // tunnelRaw_[fd] = rawFd + 1 when fd is a tunnel's UDP socket opened by
   // openTunnel (rawFd: its send-only raw socket); 0 otherwise.
   std::vector<int> tunnelRaw_;
+
+  // ---- unix sockets
+  // unix_[fd]: the state of a unix socket opened by openUnixDgram /
+  // listenUnixStream / acceptUnixStream; null otherwise.
+  std::vector<std::unique_ptr<UnixFd>> unix_;
+  uint8_t streamHdr_[kStreamBatch][4];  // framed writes: the length prefixes of one sendmsg
+  struct iovec streamIov_[2 * kStreamBatch + 1];
+
+  UnixFd* UnixOf(int fd) const {
+    return fd >= 0 && static_cast<size_t>(fd) < unix_.size() ? unix_[fd].get() : nullptr;
+  }
+  // Takes fd's unix state away (without unlinking anything): fd was closed
+  // and its number reused, or close(fd) is about to close it.
+  std::unique_ptr<UnixFd> TakeUnix(int fd) {
+    std::unique_ptr<UnixFd> out;
+    if (fd < 0 || static_cast<size_t>(fd) >= unix_.size()) return out;
+    out = std::move(unix_[fd]);
+    if (out && out->watcher != nullptr) out->watcher->framed = nullptr;
+    if (out) out->watcher = nullptr;
+    return out;
+  }
+  void SetUnix(int fd, std::unique_ptr<UnixFd> u) {
+    if (static_cast<size_t>(fd) >= unix_.size()) unix_.resize(static_cast<size_t>(fd) + 1);
+    unix_[fd] = std::move(u);
+  }
+  // A number an opener just got from the kernel: whatever the addon
+  // remembered about an earlier fd with that number (closed behind its
+  // back) no longer applies.
+  void ClaimFd(int fd) {
+    MarkPacket(fd, false);
+    MarkTunnel(fd, -1);
+    TakeUnix(fd);
+  }
 
   bool IsPacket(int fd) const {
     return fd >= 0 && static_cast<size_t>(fd) < isPacket_.size() && isPacket_[fd] != 0;
@@ -697,10 +831,13 @@ class Usernet : public Napi::Addon<Usernet> {
       if (hs[i] >= capacity_) ThrowRange(env, "handle " + std::to_string(hs[i]) + " out of range");
     }
     uint32_t filled;
+    UnixFd* u;
     if (TunnelRaw(fd) >= 0) {
       // the sender's address goes into the 8 bytes in front of the payload
       if (headroom_ < 8) ThrowRange(env, "a tunnel needs a pool headroom of at least 8 bytes");
-      filled = ReadTunnel(env, fd, hs, count);
+      filled = ReadDatagrams(env, fd, hs, count, true);
+    } else if ((u = UnixOf(fd)) != nullptr && u->kind != UnixFd::kListener) {
+      filled = u->kind == UnixFd::kFramed ? ReadFramed(env, fd, u, hs, count) : ReadDatagrams(env, fd, hs, count, false);
     } else {
       filled = IsPacket(fd) ? ReadPacket(env, fd, hs, count) : ReadFd(env, fd, hs, count);
     }
@@ -859,8 +996,13 @@ class Usernet : public Napi::Addon<Usernet> {
     uint32_t consumed = 0;
     uint32_t failed = 0;
     int rawFd = TunnelRaw(fd);
+    UnixFd* u;
     if (rawFd >= 0) {
       WriteTunnel(rawFd, hs, count, &consumed, &failed);
+    } else if ((u = UnixOf(fd)) != nullptr && u->kind == UnixFd::kFramed) {
+      WriteFramed(fd, u, hs, count, &consumed, &failed);
+    } else if (u != nullptr && u->kind == UnixFd::kDgram) {
+      WriteUnixDgram(fd, u, hs, count, &consumed, &failed);
     } else if (!IsPacket(fd) || !WritePacket(fd, hs, count, &consumed, &failed)) {
       WriteFd(fd, hs, count, &consumed, &failed);
     }
@@ -932,12 +1074,13 @@ class Usernet : public Napi::Addon<Usernet> {
     return handled;
   }
 
-  // Tunnels: recvmmsg(2) on the UDP socket, up to kMmsgBatch datagrams per
-  // call, each payload straight into its slot and the sender into the 8
-  // bytes in front of it (IPv4 address, UDP port, both big-endian, 2 zero
-  // bytes). A datagram longer than a slot (MSG_TRUNC) is dropped and
-  // counted; as in ReadPacket, later ones then move down one slot.
-  uint32_t ReadTunnel(Napi::Env env, int fd, const uint32_t* hs, uint32_t count) {
+  // Tunnels and unix datagram sockets: recvmmsg(2), up to kMmsgBatch
+  // datagrams per call, each payload straight into its slot; for a tunnel
+  // (withSender) the sender goes into the 8 bytes in front of it (IPv4
+  // address, UDP port, both big-endian, 2 zero bytes). A datagram longer
+  // than a slot (MSG_TRUNC) is dropped and counted; as in ReadPacket, later
+  // ones then move down one slot.
+  uint32_t ReadDatagrams(Napi::Env env, int fd, const uint32_t* hs, uint32_t count, bool withSender) {
     uint32_t filled = 0;
     uint32_t dropped = 0;
     while (filled < count) {
@@ -946,8 +1089,8 @@ class Usernet : public Napi::Addon<Usernet> {
         uint32_t h = hs[filled + j];
         mmsgIov_[j][0] = {base_ + h * slotSize_ + headroom_, maxFrame_};
         struct msghdr& m = mmsg_[j].msg_hdr;
-        m.msg_name = &inet_[j];
-        m.msg_namelen = sizeof inet_[j];
+        m.msg_name = withSender ? &inet_[j] : nullptr;
+        m.msg_namelen = withSender ? sizeof inet_[j] : 0;
         m.msg_iov = mmsgIov_[j];
         m.msg_iovlen = 1;
         m.msg_control = nullptr;
@@ -964,6 +1107,7 @@ class Usernet : public Napi::Addon<Usernet> {
           // Not (any more) a socket: the number was closed behind our back
           // and reused. Forget it and read it like any fd.
           MarkTunnel(fd, -1);
+          TakeUnix(fd);
           return filled + ReadFd(env, fd, hs + filled, count - filled);
         }
         if (filled > 0) break;  // return what we have; the error recurs next call
@@ -981,11 +1125,13 @@ class Usernet : public Napi::Addon<Usernet> {
         uint32_t h = hs[filled];
         uint32_t off = h * slotSize_ + headroom_;
         if (src != h) memcpy(base_ + off, base_ + src * slotSize_ + headroom_, len);
-        uint8_t* from = base_ + off - 8;  // inside the slot's headroom (≥ 8, checked)
-        memcpy(from, &inet_[j].sin_addr.s_addr, 4);
-        memcpy(from + 4, &inet_[j].sin_port, 2);
-        from[6] = 0;
-        from[7] = 0;
+        if (withSender) {
+          uint8_t* from = base_ + off - 8;  // inside the slot's headroom (≥ 8, checked)
+          memcpy(from, &inet_[j].sin_addr.s_addr, 4);
+          memcpy(from + 4, &inet_[j].sin_port, 2);
+          from[6] = 0;
+          from[7] = 0;
+        }
         offsets_[h] = off;
         lengths_[h] = len;
         filled++;
@@ -1048,6 +1194,238 @@ class Usernet : public Napi::Addon<Usernet> {
     *failedOut = failed;
   }
 
+  // ---- unix sockets: QEMU's netdev stream (framed) and dgram
+
+  // Framed streams (QEMU -netdev stream): every frame is a 4-byte
+  // big-endian length and the frame. One read(2) takes as much as the socket
+  // holds (up to the per-fd receive buffer); complete frames are copied out
+  // of the buffer into the slots, a partial one stays buffered for the next
+  // call. End of stream (the peer closed) or a read error is remembered
+  // (sticky) and thrown (EOF as ECONNRESET) once every complete buffered
+  // frame has been delivered; a frame cut short by the end is lost.
+  uint32_t ReadFramed(Napi::Env env, int fd, UnixFd* u, const uint32_t* hs, uint32_t count) {
+    if (count == 0) return 0;
+    const uint32_t limit = maxFrame_ < kStreamMaxFrame ? maxFrame_ : kStreamMaxFrame;
+    uint8_t* buf = u->rx.get();
+    uint32_t filled = CutFrames(u, hs, count, limit);
+    while (filled < count) {
+      if (u->rxErr != 0) {
+        if (filled > 0) break;  // the error comes with the next call
+        throw ErrnoError(env, u->rxErr, u->rxErr == ECONNRESET ? "read (the peer closed the stream)" : "read");
+      }
+      // keep only the partial frame, at the front (< 64 KiB: cheap)
+      uint32_t avail = u->rxEnd - u->rxStart;
+      if (u->rxStart > 0) {
+        if (avail > 0) memmove(buf, buf + u->rxStart, avail);
+        u->rxStart = 0;
+        u->rxEnd = avail;
+      }
+      size_t space = kStreamRxCap - u->rxEnd;
+      ssize_t r = read(fd, buf + u->rxEnd, space);
+      if (r < 0) {
+        int err = errno;
+        if (err == EINTR) continue;
+        if (err == EAGAIN || err == EWOULDBLOCK) break;
+        u->rxErr = err;  // thrown above, or with the next call when frames were cut
+        continue;
+      }
+      if (r == 0) {
+        u->rxErr = ECONNRESET;  // EOF: the peer is gone
+        continue;
+      }
+      u->rxEnd += static_cast<uint32_t>(r);
+      filled += CutFrames(u, hs + filled, count - filled, limit);
+      // A short read drained the socket (a stream read takes all it holds):
+      // stop without a read that would only say EAGAIN.
+      if (static_cast<size_t>(r) < space) break;
+    }
+    return filled;
+  }
+
+  // Cuts up to `count` complete frames out of a framed stream's receive
+  // buffer into the slots of hs[0..); returns how many. A length of 0 or
+  // above `limit` is a protocol error: counted (oversized), and that
+  // frame's bytes are skipped (now or as they arrive), so the stream stays
+  // in sync.
+  uint32_t CutFrames(UnixFd* u, const uint32_t* hs, uint32_t count, uint32_t limit) {
+    const uint8_t* buf = u->rx.get();
+    uint32_t filled = 0;
+    while (filled < count) {
+      uint32_t avail = u->rxEnd - u->rxStart;
+      if (u->rxSkip > 0) {
+        uint32_t k = u->rxSkip < avail ? static_cast<uint32_t>(u->rxSkip) : avail;
+        u->rxStart += k;
+        u->rxSkip -= k;
+        if (u->rxSkip > 0) break;
+        continue;
+      }
+      if (avail < 4) break;
+      const uint8_t* p = buf + u->rxStart;
+      uint32_t len = (static_cast<uint32_t>(p[0]) << 24) | (static_cast<uint32_t>(p[1]) << 16) |
+                     (static_cast<uint32_t>(p[2]) << 8) | p[3];
+      if (len == 0 || len > limit) {
+        oversized_++;
+        u->rxStart += 4;
+        u->rxSkip = len;
+        continue;
+      }
+      if (avail - 4 < len) break;  // partial: the rest comes later
+      uint32_t h = hs[filled];
+      uint32_t off = h * slotSize_ + headroom_;
+      memcpy(base_ + off, p + 4, len);
+      offsets_[h] = off;
+      lengths_[h] = len;
+      filled++;
+      u->rxStart += 4 + len;
+    }
+    if (u->rxStart == u->rxEnd) u->rxStart = u->rxEnd = 0;
+    return filled;
+  }
+
+  // Framed streams: sendmsg(2) (MSG_NOSIGNAL) with up to kStreamBatch
+  // frames per call, each as two iovecs (its length prefix, the frame in the
+  // pool), preceded by the pending tail of an earlier call if any. The
+  // bytes written are walked frame by frame: frames written whole are
+  // consumed; a frame written in part has its unwritten tail copied into
+  // the pending buffer and is consumed too, and the call stops (the socket
+  // is full). EAGAIN stops the call (the rest stays with the caller).
+  // A frame of 0 or > 65535 bytes cannot be framed: it fails (consumed)
+  // without a syscall. Any other error (EPIPE, ECONNRESET, …: the peer is
+  // gone) fails every frame left and drops the pending bytes. With count 0
+  // the call only flushes the pending bytes.
+  void WriteFramed(int fd, UnixFd* u, const uint32_t* hs, uint32_t count, uint32_t* consumedOut, uint32_t* failedOut) {
+    uint32_t consumed = 0;
+    uint32_t failed = 0;
+    while (consumed < count || u->txLen > u->txOff) {
+      int niov = 0;
+      uint32_t pend = u->txLen - u->txOff;
+      if (pend > 0) streamIov_[niov++] = {u->tx.get() + u->txOff, pend};
+      uint32_t k = 0;
+      while (k < kStreamBatch && consumed + k < count) {
+        uint32_t h = hs[consumed + k];
+        uint32_t len = lengths_[h];
+        if (len == 0 || len > kStreamMaxFrame) break;  // ends the run
+        uint8_t* hdr = streamHdr_[k];
+        hdr[0] = static_cast<uint8_t>(len >> 24);
+        hdr[1] = static_cast<uint8_t>(len >> 16);
+        hdr[2] = static_cast<uint8_t>(len >> 8);
+        hdr[3] = static_cast<uint8_t>(len);
+        streamIov_[niov++] = {hdr, 4};
+        streamIov_[niov++] = {base_ + offsets_[h], len};
+        k++;
+      }
+      if (niov == 0) {
+        failed++;  // cannot be framed (EINVAL / EMSGSIZE): consumed, no syscall
+        consumed++;
+        continue;
+      }
+      struct msghdr m;
+      memset(&m, 0, sizeof m);
+      m.msg_iov = streamIov_;
+      m.msg_iovlen = static_cast<size_t>(niov);
+      ssize_t r = sendmsg(fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (r < 0) {
+        int err = errno;
+        if (err == EINTR) continue;
+        if (err == EAGAIN || err == EWOULDBLOCK) break;
+        // the connection is gone (EPIPE, ECONNRESET, ENOTCONN, …)
+        u->txOff = 0;
+        u->txLen = 0;
+        failed += count - consumed;
+        consumed = count;
+        break;
+      }
+      size_t w = static_cast<size_t>(r);
+      if (pend > 0) {
+        if (w < pend) {
+          u->txOff += static_cast<uint32_t>(w);
+          break;  // not even the pending bytes went out: the socket is full
+        }
+        w -= pend;
+        u->txOff = 0;
+        u->txLen = 0;
+      }
+      uint32_t j = 0;
+      while (j < k) {
+        size_t whole = 4 + static_cast<size_t>(lengths_[hs[consumed + j]]);
+        if (w < whole) break;
+        w -= whole;
+        j++;
+      }
+      if (j < k) {
+        if (w > 0) {
+          // frame j went out in part: its tail waits in the pending buffer
+          uint32_t h = hs[consumed + j];
+          uint32_t len = lengths_[h];
+          uint8_t* dst = u->tx.get();
+          uint32_t n = 0;
+          if (w < 4) {
+            memcpy(dst, streamHdr_[j] + w, 4 - w);
+            n = static_cast<uint32_t>(4 - w);
+            memcpy(dst + n, base_ + offsets_[h], len);
+            n += len;
+          } else {
+            n = static_cast<uint32_t>(len - (w - 4));
+            memcpy(dst, base_ + offsets_[h] + (w - 4), n);
+          }
+          u->txOff = 0;
+          u->txLen = n;
+          j++;
+        }
+        consumed += j;
+        break;  // the socket is full
+      }
+      consumed += j;
+    }
+    if (u->txLen > u->txOff && u->watcher != nullptr) SetWritable(u->watcher, true);
+    *consumedOut = consumed;
+    *failedOut = failed;
+  }
+
+  // Unix datagram sockets (QEMU -netdev dgram): sendmmsg(2), up to
+  // kMmsgBatch frames per call, each one datagram to the remembered remote
+  // path. EAGAIN (the peer's queue is full) stops the batch. While the peer
+  // is not there (ENOENT: no socket file; ECONNREFUSED: a file nobody is
+  // bound to) every frame left fails at once (one syscall, not one per
+  // frame). Other errors (EMSGSIZE, ENOBUFS, EACCES, EPERM, …) fail the
+  // frame sendmmsg stopped at and the batch goes on.
+  void WriteUnixDgram(int fd, UnixFd* u, const uint32_t* hs, uint32_t count, uint32_t* consumedOut, uint32_t* failedOut) {
+    uint32_t consumed = 0;
+    uint32_t failed = 0;
+    while (consumed < count) {
+      uint32_t k = count - consumed < kMmsgBatch ? count - consumed : kMmsgBatch;
+      for (uint32_t j = 0; j < k; j++) {
+        uint32_t h = hs[consumed + j];
+        mmsgIov_[j][0] = {base_ + offsets_[h], lengths_[h]};
+        struct msghdr& m = mmsg_[j].msg_hdr;
+        m.msg_name = &u->remote;
+        m.msg_namelen = u->remoteLen;
+        m.msg_iov = mmsgIov_[j];
+        m.msg_iovlen = 1;
+        m.msg_control = nullptr;
+        m.msg_controllen = 0;
+        m.msg_flags = 0;
+      }
+      int r = sendmmsg(fd, mmsg_, k, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (r < 0) {
+        int err = errno;
+        if (err == EINTR) continue;
+        if (err == EAGAIN || err == EWOULDBLOCK) break;
+        if (err == ENOENT || err == ECONNREFUSED) {
+          failed += count - consumed;  // the peer is not there (yet)
+          consumed = count;
+          break;
+        }
+        failed++;  // hard error: consumed
+        consumed++;
+        continue;
+      }
+      consumed += static_cast<uint32_t>(r);
+    }
+    *consumedOut = consumed;
+    *failedOut = failed;
+  }
+
   // ---- devices
 
   Napi::Value OpenTap(const Napi::CallbackInfo& info) {
@@ -1083,8 +1461,7 @@ class Usernet : public Napi::Addon<Usernet> {
       }
     }
     ifr.ifr_name[IFNAMSIZ - 1] = 0;
-    MarkPacket(fd, false);  // a reused number is neither a packet socket
-    MarkTunnel(fd, -1);     // nor a tunnel any more
+    ClaimFd(fd);  // a reused number is neither a packet socket nor a tunnel nor a unix socket any more
     Napi::Object out = Napi::Object::New(env);
     out.Set("fd", Napi::Number::New(env, fd));
     out.Set("name", Napi::String::New(env, ifr.ifr_name));
@@ -1123,7 +1500,7 @@ class Usernet : public Napi::Addon<Usernet> {
       std::string where = std::string(res.syscall) + " '" + (res.nsStep ? netns : ifname) + "'";
       throw ErrnoError(env, res.err, where.c_str());
     }
-    MarkTunnel(res.fd, -1);  // a reused number is not a tunnel any more
+    ClaimFd(res.fd);  // a reused number is not a tunnel or unix socket any more
     MarkPacket(res.fd, true);
     double mac = 0;
     for (int i = 0; i < 6; i++) mac = mac * 256 + res.mac[i];
@@ -1160,8 +1537,7 @@ class Usernet : public Napi::Addon<Usernet> {
       e.Set("port", Napi::Number::New(env, port));
       throw e;
     }
-    MarkPacket(res.fd, false);  // a reused number is not a packet socket any more
-    MarkTunnel(res.fd, -1);     // nor a tunnel
+    ClaimFd(res.fd);  // a reused number is not a packet socket, tunnel or unix socket any more
     return Napi::Number::New(env, res.fd);
   }
 
@@ -1209,14 +1585,147 @@ class Usernet : public Napi::Addon<Usernet> {
       e.Set("port", Napi::Number::New(env, port));
       throw e;
     }
-    // reused numbers: neither is a packet socket or a tunnel any more
-    MarkPacket(res.fd, false);
-    MarkPacket(res.rawFd, false);
-    MarkTunnel(res.rawFd, -1);
+    // reused numbers: neither is a packet socket, a tunnel or a unix socket any more
+    ClaimFd(res.fd);
+    ClaimFd(res.rawFd);
     MarkTunnel(res.fd, res.rawFd);
     Napi::Object out = Napi::Object::New(env);
     out.Set("fd", Napi::Number::New(env, res.fd));
     out.Set("port", Napi::Number::New(env, res.port));
+    return out;
+  }
+
+  // ---- unix socket openers
+
+  // A socket path argument (1..107 bytes, no NUL) as a sockaddr_un.
+  static std::string UnixPathArg(Napi::Env env, const Napi::Value& v, const char* what, struct sockaddr_un* addr, socklen_t* len) {
+    if (!v.IsString()) ThrowType(env, std::string(what) + " must be a string");
+    std::string path = v.As<Napi::String>().Utf8Value();
+    if (path.find('\0') != std::string::npos) ThrowType(env, std::string(what) + " must not contain NUL");
+    if (path.empty() || path.size() >= sizeof addr->sun_path) {
+      ThrowRange(env, std::string(what) + " must be 1 to " + std::to_string(sizeof addr->sun_path - 1) + " bytes: '" + path + "'");
+    }
+    memset(addr, 0, sizeof *addr);
+    addr->sun_family = AF_UNIX;
+    memcpy(addr->sun_path, path.data(), path.size());
+    *len = static_cast<socklen_t>(offsetof(struct sockaddr_un, sun_path) + path.size() + 1);
+    return path;
+  }
+
+  // An errno-shaped error for a step on a socket path: syscall "STEP 'PATH'", .path set.
+  static Napi::Error PathError(Napi::Env env, int err, const char* step, const std::string& path) {
+    std::string where = std::string(step) + " '" + path + "'";
+    Napi::Error e = ErrnoError(env, err, where.c_str());
+    e.Set("path", Napi::String::New(env, path));
+    return e;
+  }
+
+  // Unlinks path if it is the socket file this fd made (same dev/ino): never
+  // a file someone else has put there since.
+  static void UnlinkOwn(const UnixFd& u) {
+    if (u.path.empty()) return;
+    struct stat st;
+    if (lstat(u.path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == u.dev && st.st_ino == u.ino) {
+      unlink(u.path.c_str());
+    }
+  }
+
+  // A unix socket of `type` bound to path: non-blocking, close-on-exec; a
+  // stale socket file at path is unlinked first (any other file is left
+  // alone: bind then fails with EADDRINUSE); the new file gets mode 0600;
+  // a stream socket also listens. Fills u->path/dev/ino. Throws (nothing
+  // left open or on disk) on failure.
+  int BindUnix(Napi::Env env, int type, const std::string& path, const struct sockaddr_un& addr, socklen_t len, UnixFd* u) {
+    int fd = socket(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) throw PathError(env, errno, "socket unix", path);
+    bool bound = false;
+    auto fail = [&](const char* step) {
+      int err = errno;
+      if (bound) unlink(path.c_str());
+      ::close(fd);
+      return PathError(env, err, step, path);
+    };
+    struct stat st;
+    if (lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) && unlink(path.c_str()) < 0 && errno != ENOENT) {
+      throw fail("unlink stale socket");
+    }
+    if (bind(fd, reinterpret_cast<const struct sockaddr*>(&addr), len) < 0) throw fail("bind unix");
+    bound = true;
+    if (chmod(path.c_str(), 0600) < 0) throw fail("chmod");
+    if (lstat(path.c_str(), &st) < 0) throw fail("lstat");
+    if (type == SOCK_STREAM && listen(fd, 16) < 0) throw fail("listen unix");
+    u->path = path;
+    u->dev = st.st_dev;
+    u->ino = st.st_ino;
+    return fd;
+  }
+
+  // openUnixDgram(localPath, remotePath) -> {fd} (see src/io/native.ts).
+  Napi::Value OpenUnixDgram(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    struct sockaddr_un local;
+    socklen_t localLen;
+    std::string localPath = UnixPathArg(env, info[0], "localPath", &local, &localLen);
+    std::unique_ptr<UnixFd> u(new UnixFd());
+    u->kind = UnixFd::kDgram;
+    UnixPathArg(env, info[1], "remotePath", &u->remote, &u->remoteLen);
+    int fd = BindUnix(env, SOCK_DGRAM, localPath, local, localLen, u.get());
+    RaiseBuffer(fd, SO_SNDBUFFORCE, SO_SNDBUF);
+    RaiseBuffer(fd, SO_RCVBUFFORCE, SO_RCVBUF);
+    ClaimFd(fd);
+    SetUnix(fd, std::move(u));
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("fd", Napi::Number::New(env, fd));
+    return out;
+  }
+
+  // listenUnixStream(path) -> {fd} (see src/io/native.ts).
+  Napi::Value ListenUnixStream(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    struct sockaddr_un addr;
+    socklen_t len;
+    std::string path = UnixPathArg(env, info[0], "path", &addr, &len);
+    std::unique_ptr<UnixFd> u(new UnixFd());
+    u->kind = UnixFd::kListener;
+    int fd = BindUnix(env, SOCK_STREAM, path, addr, len, u.get());
+    ClaimFd(fd);
+    SetUnix(fd, std::move(u));
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("fd", Napi::Number::New(env, fd));
+    return out;
+  }
+
+  // acceptUnixStream(listenFd) -> {fd} | null (see src/io/native.ts).
+  Napi::Value AcceptUnixStream(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int lfd = ArgFd(info, 0);
+    UnixFd* l = UnixOf(lfd);
+    int fd;
+    for (;;) {
+      fd = accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd >= 0) break;
+      int err = errno;
+      if (err == EINTR || err == ECONNABORTED) continue;
+      if (err == EAGAIN || err == EWOULDBLOCK) return env.Null();
+      if (l != nullptr && !l->path.empty()) throw PathError(env, err, "accept unix", l->path);
+      throw ErrnoError(env, err, "accept");
+    }
+    std::unique_ptr<UnixFd> u;
+    try {
+      u.reset(new UnixFd());
+      u->rx.reset(new uint8_t[kStreamRxCap]);
+      u->tx.reset(new uint8_t[kStreamTxCap]);
+    } catch (const std::bad_alloc&) {
+      ::close(fd);
+      throw Napi::Error::New(env, "usernet: out of memory for a stream's buffers");
+    }
+    u->kind = UnixFd::kFramed;
+    RaiseBuffer(fd, SO_SNDBUFFORCE, SO_SNDBUF);
+    RaiseBuffer(fd, SO_RCVBUFFORCE, SO_RCVBUF);
+    ClaimFd(fd);
+    SetUnix(fd, std::move(u));
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("fd", Napi::Number::New(env, fd));
     return out;
   }
 
@@ -1226,11 +1735,13 @@ class Usernet : public Napi::Addon<Usernet> {
     MarkPacket(fd, false);
     int rawFd = TunnelRaw(fd);
     MarkTunnel(fd, -1);
+    std::unique_ptr<UnixFd> u = TakeUnix(fd);
     // A watcher must never outlive its fd (the number could be reused).
     std::vector<uint32_t> ids;
     for (auto& kv : watchers_) if (kv.second->fd == fd) ids.push_back(kv.first);
     for (uint32_t id : ids) StopWatcher(id);
     if (rawFd >= 0) ::close(rawFd);  // a tunnel: its send socket goes with it
+    if (u) UnlinkOwn(*u);            // a bound unix socket: its file goes with it
     if (::close(fd) < 0 && errno != EINTR) throw ErrnoError(env, errno, "close");
   }
 
@@ -1245,7 +1756,8 @@ class Usernet : public Napi::Addon<Usernet> {
     w->env = env;
     w->loopState = loopState_;
     w->fd = fd;
-    w->rearmOnError = IsPacket(fd) || TunnelRaw(fd) >= 0;
+    UnixFd* u = UnixOf(fd);
+    w->rearmOnError = IsPacket(fd) || TunnelRaw(fd) >= 0 || (u != nullptr && u->kind == UnixFd::kDgram);
     w->handle.data = w;
     int rc = uv_poll_init(loopState_->loop, &w->handle, fd);
     if (rc < 0) {
@@ -1255,7 +1767,8 @@ class Usernet : public Napi::Addon<Usernet> {
       e.Set("syscall", Napi::String::New(env, "uv_poll_init"));
       throw e;
     }
-    rc = uv_poll_start(&w->handle, UV_READABLE, OnPoll);
+    bool pending = u != nullptr && u->kind == UnixFd::kFramed && u->txLen > u->txOff;
+    rc = uv_poll_start(&w->handle, pending ? (UV_READABLE | UV_WRITABLE) : UV_READABLE, OnPoll);
     if (rc < 0) {
       loopState_->closing++;
       uv_close(reinterpret_cast<uv_handle_t*>(&w->handle), OnWatcherClosed);
@@ -1270,6 +1783,12 @@ class Usernet : public Napi::Addon<Usernet> {
     w->cb = Napi::Persistent(info[1].As<Napi::Function>());
     w->id = nextWatcherId_++;
     watchers_[w->id] = w;
+    if (u != nullptr && u->kind == UnixFd::kFramed) {
+      // a framed stream's watcher also flushes its pending bytes when writable
+      w->framed = u;
+      w->writable = pending;
+      u->watcher = w;
+    }
     return Napi::Number::New(env, w->id);
   }
 

@@ -274,12 +274,17 @@ export async function main(argv: string[]): Promise<number> {
     });
   program
     .command('attach')
-    .description("create a TAP named IFNAME in the daemon's namespace on a bridge network; move it where you like and configure it by DHCP (the gateway serves the upper half of the subnet). Remove it with `usernet detach NAME`.")
+    .description(
+      'put an endpoint that configures itself by DHCP (a VM) on a bridge or overlay network (the gateway serves the upper half of the subnet and answers DNS). Give exactly one of --tap, --qemu-stream, --qemu-dgram, --iface. Remove it with `usernet detach NAME`.',
+    )
     .argument('<name>')
     .requiredOption('--network <network>')
-    .requiredOption('--tap <ifname>', 'the TAP interface name (created; must not exist)')
+    .option('--tap <ifname>', "a TAP made in the daemon's namespace (must not exist); move it where you like")
+    .option('--qemu-stream <path>', 'a unix socket QEMU connects to: -netdev stream,id=n0,addr.type=unix,addr.path=PATH')
+    .option('--qemu-dgram <path>', 'unix datagram sockets: usernet binds PATH, QEMU binds PATH.vm: -netdev dgram,id=n0,local.type=unix,local.path=PATH.vm,remote.type=unix,remote.path=PATH')
+    .option('--iface <ifname>', "an existing interface in the daemon's namespace (e.g. QEMU's own tap), read with AF_PACKET")
     .action(async (name: string, o) => {
-      const r = await client().request<{ Interface: string }>('POST', '/attachments', { name, network: o.network, tap: o.tap });
+      const r = await client().request<{ Interface: string }>('POST', '/attachments', { name, network: o.network, tap: o.tap, qemuStream: o.qemuStream, qemuDgram: o.qemuDgram, iface: o.iface });
       process.stdout.write(r.Interface + '\n');
     });
   program
@@ -295,9 +300,10 @@ export async function main(argv: string[]): Promise<number> {
     .description('list attachments (usernet attach)')
     .option('--json', 'machine-readable', false)
     .action(async (o) => {
-      const r = await client().request<Array<{ Name: string; Network: string; Interface: string }>>('GET', '/attachments');
+      const r = await client().request<Array<{ Name: string; Network: string; Kind: string; Interface: string; Connected?: boolean }>>('GET', '/attachments');
       if (o.json) return print(r);
-      process.stdout.write(['NAME\tNETWORK\tINTERFACE', ...r.map((a) => `${a.Name}\t${a.Network}\t${a.Interface}`)].join('\n') + '\n');
+      const state = (a: { Connected?: boolean }) => (a.Connected === undefined ? '' : a.Connected ? ' (connected)' : ' (waiting)');
+      process.stdout.write(['NAME\tNETWORK\tKIND\tINTERFACE', ...r.map((a) => `${a.Name}\t${a.Network}\t${a.Kind}\t${a.Interface}${state(a)}`)].join('\n') + '\n');
     });
   program
     .command('conntrack')

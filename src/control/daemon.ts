@@ -25,7 +25,7 @@ import {
   type Network,
   type PortBinding,
 } from './model.js';
-import { Runtime } from './runtime.js';
+import { Runtime, type AttachSpec } from './runtime.js';
 import { AttachmentStore, writeJsonAtomic } from './attachments.js';
 import { serveCapture } from './capture.js';
 import { HttpError } from './http-error.js';
@@ -520,7 +520,13 @@ export class Daemon {
       case 'POST attachments': {
         const b = await this.body(req);
         return this.serial(async () => {
-          const a = await this.attachments.attach(String(b.name ?? ''), String(b.network ?? ''), String(b.tap ?? ''));
+          const given = (['tap', 'qemuStream', 'qemuDgram', 'iface'] as const).filter((k) => typeof b[k] === 'string' && b[k] !== '');
+          if (given.length !== 1) throw new Error('give exactly one of --tap IFNAME, --qemu-stream PATH, --qemu-dgram PATH, --iface IFNAME');
+          const k = given[0];
+          const v = String(b[k]);
+          const spec: AttachSpec =
+            k === 'tap' ? { kind: 'tap', ifname: v } : k === 'iface' ? { kind: 'iface', ifname: v } : k === 'qemuStream' ? { kind: 'qemu-stream', path: v } : { kind: 'qemu-dgram', path: v };
+          const a = await this.attachments.attach(String(b.name ?? ''), String(b.network ?? ''), spec);
           this.persist();
           return this.attachments.view(a);
         });

@@ -13,6 +13,7 @@ import { BridgeNetwork, type BridgeSpec, type DataplaneContext } from '../driver
 import { loadNative, type NativeAddon } from '../io/native.js';
 import { PacketDevice } from '../io/packet-device.js';
 import { TapDevice } from '../io/tap-device.js';
+import { QemuDgramDevice, QemuStreamDevice } from '../io/qemu-device.js';
 import { Conntrack } from '../nat/conntrack.js';
 import { NatRewriter } from '../nat/nat.js';
 import { UserlandProxy } from '../nat/proxy.js';
@@ -70,10 +71,22 @@ export interface DhcpHooks {
   resolve?(query: Buffer): Promise<Buffer | null>;
 }
 
-/** `usernet attach`: a TAP in the daemon's namespace on a network's switch; what is behind it configures itself (DHCP). */
+/** What `usernet attach` puts on a network's switch: a TAP, a QEMU socket, or an existing interface. */
+export type AttachSpec =
+  | { kind: 'tap'; ifname: string }
+  | { kind: 'qemu-stream'; path: string }
+  | { kind: 'qemu-dgram'; path: string }
+  | { kind: 'iface'; ifname: string };
+
+/** QEMU's own socket for `--qemu-dgram PATH` (usernet binds PATH and sends here) */
+export const qemuDgramPeer = (path: string): string => `${path}.vm`;
+
+type AttachDevice = TapDevice | PacketDevice | QemuDgramDevice | QemuStreamDevice;
+
+/** `usernet attach`: an endpoint on a network's switch; what is behind it configures itself (DHCP). */
 interface LiveAttachment {
   networkId: string;
-  dev: TapDevice;
+  dev: AttachDevice;
 }
 
 /** DHCP leases last this long (renewed at half) */
@@ -248,30 +261,45 @@ export class Runtime {
     return this.dhcp.get(networkId)?.held ?? [];
   }
 
-  /** A TAP named `ifname` in the daemon's namespace, attached to the network's switch like a container port. */
-  attachTap(name: string, networkId: string, ifname: string): string {
+  /**
+   * An endpoint on the network's switch, like a container port: a TAP named
+   * `ifname` in the daemon's namespace, a unix socket a QEMU VM connects to
+   * (stream: QEMU's 4-byte length framing; dgram: one frame a datagram), or
+   * an existing interface read with AF_PACKET. Returns what was made (the
+   * TAP's name, the socket path or the interface).
+   */
+  attachDevice(name: string, networkId: string, spec: AttachSpec): string {
     const net = this.networks.get(networkId);
     if (!net || this.attachments.has(name)) throw new Error('internal: attach on unknown network or taken name');
-    const port = new Port(this.portIds.alloc(), `${name}:${ifname}`);
-    let dev: TapDevice;
+    const what = spec.kind === 'tap' || spec.kind === 'iface' ? spec.ifname : spec.path;
+    const port = new Port(this.portIds.alloc(), `${name}:${what}`);
+    let dev: AttachDevice;
     try {
-      dev = new TapDevice(this.native, this.pool, port, ifname);
+      if (spec.kind === 'tap') dev = new TapDevice(this.native, this.pool, port, spec.ifname);
+      else if (spec.kind === 'iface') dev = new PacketDevice(this.native, this.pool, port, spec.ifname, { promisc: true });
+      else if (spec.kind === 'qemu-dgram') dev = new QemuDgramDevice(this.native, this.pool, port, spec.path, qemuDgramPeer(spec.path));
+      else dev = new QemuStreamDevice(this.native, this.pool, port, spec.path);
     } catch (e) {
       this.portIds.release(port.id);
       throw e;
     }
     net.attach(port);
-    this.addDevice(dev);
+    this.engine.addDevice(dev);
+    dev.watch(() => this.engine.readyNow());
     this.attachments.set(name, { networkId, dev });
     this.engine.wake();
-    return dev.ifname;
+    return dev instanceof TapDevice ? dev.ifname : what;
   }
 
-  detachTap(name: string): void {
+  detachDevice(name: string): void {
     const a = this.attachments.get(name);
     if (!a) return;
     this.attachments.delete(name);
-    this.closeEndpoint({ networkId: a.networkId, ifname: a.dev.ifname, dev: a.dev });
+    this.networks.get(a.networkId)?.detach(a.dev.port);
+    this.engine.removeDevice(a.dev);
+    for (const ring of [a.dev.port.rx, a.dev.port.tx]) while (!ring.empty) this.pool.free(ring.pop());
+    a.dev.close();
+    this.portIds.release(a.dev.port.id);
   }
 
   /** Published port: DNAT at usernet's addresses (0.0.0.0 or the uplink address) and/or a userland proxy on 127.0.0.1. */
@@ -319,7 +347,7 @@ export class Runtime {
     if (subnet && this.hostLink) void netns.deleteRoute(subnet).catch(() => undefined);
     const sinks = this.networkSinks.get(id);
     if (sinks) for (const s of [...sinks.sessions]) s.finish();
-    for (const [name, a] of this.attachments) if (a.networkId === id) this.detachTap(name);
+    for (const [name, a] of this.attachments) if (a.networkId === id) this.detachDevice(name);
     this.stopDhcp(id);
     this.overlay?.remove(id);
     n.destroy();
@@ -405,7 +433,7 @@ export class Runtime {
     for (const proxy of this.proxies.values()) await proxy.stop().catch(() => undefined);
     this.proxies.clear();
     for (const id of [...this.containers.keys()]) await this.removeContainer(id);
-    for (const name of [...this.attachments.keys()]) this.detachTap(name);
+    for (const name of [...this.attachments.keys()]) this.detachDevice(name);
     for (const id of [...this.networks.keys()]) this.removeNetwork(id);
     this.parents.close();
     for (const link of [this.uplink, this.hostLink]) {

@@ -183,6 +183,97 @@
  *     caller.
  *   - pollStart(fd, cb) watches the UDP socket's readability; like a packet
  *     socket's, the watcher is re-armed after an error condition.
+ * - Unix sockets: the two ways QEMU (7.2+) connects a VM's NIC to another
+ *   process. Paths are 1..107 bytes (sun_path; RangeError otherwise,
+ *   TypeError for a non-string). Every socket is non-blocking and
+ *   close-on-exec. Binding one: a stale *socket* file at the path is
+ *   unlinked first (any other kind of file is left alone, and bind fails
+ *   with EADDRINUSE); the new socket file gets mode 0600 (chmod it yourself
+ *   if the VM runs as another user). close(fd) unlinks the file the fd
+ *   bound, if it is still the same file (device and inode): a path someone
+ *   re-bound since is left alone. Errors are errno-shaped with syscall
+ *   "STEP 'PATH'" (e.g. "bind unix '/run/vm0.sock'", "unlink stale socket
+ *   '…'", "accept unix '…'") and .path set; nothing stays open or on disk
+ *   after a failed open.
+ * - openUnixDgram(localPath, remotePath) → { fd } (QEMU `-netdev
+ *   dgram,local.type=unix,local.path=QPATH,remote.type=unix,remote.path=UPATH`:
+ *   open with localPath = UPATH, remotePath = QPATH): an AF_UNIX SOCK_DGRAM
+ *   socket bound to localPath, send and receive buffers raised to 4 MiB
+ *   where allowed (as for tunnels). It is not connected: the addon remembers
+ *   remotePath and sends every frame there, so it works before the peer
+ *   exists and keeps working when the peer comes and goes.
+ *   - readBatch: recvmmsg(2), up to 64 datagrams per syscall (more loop);
+ *     one datagram = one frame at offsets[h] = h*slotSize + headroom,
+ *     lengths[h] = its length (an empty datagram gives an empty frame). A
+ *     datagram longer than slotSize − headroom (MSG_TRUNC) is dropped and
+ *     counted in stats().oversized. Errors as for tunnels (syscall
+ *     'recvmmsg'). Datagrams from any sender are read.
+ *   - writeBatch: sendmmsg(2) to remotePath (msg_name), up to 64 frames per
+ *     syscall, one datagram per frame. Return contract as for TAPs:
+ *     consumed + 65536 * failed. While the peer is not there — ENOENT (no
+ *     file at remotePath) or ECONNREFUSED (a file nobody is bound to, e.g.
+ *     QEMU's left over) — every frame left in the batch fails at once
+ *     (consumed, counted as failed; no exception, one syscall). Other hard
+ *     errors (EMSGSIZE, ENOBUFS, EACCES, EPERM, …) fail the one frame and
+ *     the batch goes on. EAGAIN (the peer's receive queue is full) stops
+ *     the batch: the rest stays with the caller.
+ *   - pollStart: readable = datagrams wait; the watcher is re-armed after
+ *     an error condition (as for packet sockets).
+ * - listenUnixStream(path) → { fd } (QEMU `-netdev
+ *   stream,addr.type=unix,addr.path=PATH`, QEMU being the client): an
+ *   AF_UNIX SOCK_STREAM socket bound to path and listening (backlog 16).
+ *   pollStart(fd, cb) works on it: readable = a connection waits.
+ *   close(fd) unlinks path (see above); connections accepted from it stay
+ *   open until closed themselves.
+ * - acceptUnixStream(listenFd) → { fd } | null: accept4(2) of one waiting
+ *   connection (non-blocking, close-on-exec, buffers raised as above), or
+ *   null when none waits (EAGAIN). ECONNABORTED/EINTR are retried; other
+ *   errors throw (e.g. 'EMFILE', syscall "accept unix 'PATH'"). The new fd
+ *   is a length-framed stream: every frame, both ways, is a 4-byte
+ *   big-endian length followed by that many bytes (QEMU's stream
+ *   protocol). The addon gives it a 256 KiB receive buffer and a 64 KiB
+ *   pending buffer, allocated once, here; close(fd) frees them.
+ *   - readBatch(fd, handles, count): one read(2) takes whatever the socket
+ *     holds (up to the free part of the receive buffer) and it is cut into
+ *     frames: each frame is copied into the next slot (offsets[h] =
+ *     h*slotSize + headroom, lengths[h] = its length, as for a TAP); more
+ *     reads follow until `count` frames are filled or the socket is
+ *     drained. A frame that has not fully arrived stays buffered for the
+ *     next call. Frames already buffered when `count` is reached stay
+ *     buffered too — the socket may then not be readable any more, so a
+ *     caller that filled its whole batch must call again (FdDevice's
+ *     batchFull does). A length of 0 or above min(slotSize − headroom,
+ *     65535) is a protocol error: that frame is dropped and counted in
+ *     stats().oversized, and its bytes are read and discarded (as they
+ *     arrive, across calls), so the following frames stay in sync.
+ *     End of stream (the peer closed): readBatch first returns every
+ *     complete frame still buffered, then throws an Error with code
+ *     'ECONNRESET' (syscall 'read (the peer closed the stream)'); a frame
+ *     cut short by the end is lost. Any other read error is thrown the same
+ *     way (syscall 'read'). Both are sticky: every later call throws again,
+ *     the fd is dead; close it and accept the next connection.
+ *   - writeBatch(fd, handles, count): each frame goes out as its 4-byte
+ *     length and the frame, up to 256 frames per sendmsg(2) (MSG_NOSIGNAL:
+ *     no SIGPIPE), iovecs pointing into the pool (no copy). A partial write
+ *     never corrupts the stream: the unwritten tail of the frame it cut is
+ *     copied into the fd's pending buffer, that frame counts as consumed,
+ *     and the call stops there (the socket is full; the rest stays with the
+ *     caller). Pending bytes go out first on the next writeBatch, ahead of
+ *     any new frame (writeBatch(fd, h, 0) only flushes them); with a
+ *     pollStart watcher on the fd the addon also flushes them by itself as
+ *     soon as the socket is writable (the watcher then watches
+ *     writability too, and calls cb only for readability), so the tail of
+ *     the last frame never waits for more traffic. EAGAIN with nothing
+ *     consumed leaves every frame with the caller. Return contract:
+ *     consumed + 65536 * failed. A frame of 0 or more than 65535 bytes
+ *     cannot be framed: it fails (consumed) without a syscall and the batch
+ *     goes on. EPIPE / ECONNRESET (the peer is gone) or any other error
+ *     fails every frame left in the call (all consumed, counted as failed;
+ *     no exception) and drops the pending bytes; readBatch reports the end
+ *     of the stream.
+ *   - pollStart: readable = bytes or the end of the stream wait. As for a
+ *     TAP, an error condition (POLLERR: the peer closed with data unread)
+ *     calls cb once and stops the watcher; readBatch then throws.
  * - stats(): process-wide counters of the addon.
  */
 import { createRequire } from 'node:module';
@@ -237,8 +328,15 @@ export interface NativeAddon {
   openSocketIn(netns: string, type: 'udp' | 'tcp', ip: string, port: number): number;
   /** A UDP tunnel endpoint: a UDP socket bound to ip:port (receives) paired with a raw IPv4 socket (sends); see the contract above. */
   openTunnel(ip: string, port: number, opts?: TunnelOptions): TunnelSocket;
+  /** QEMU `-netdev dgram`: a unix datagram socket bound to localPath that sends every frame to remotePath (see the contract above). */
+  openUnixDgram(localPath: string, remotePath: string): { fd: number };
+  /** QEMU `-netdev stream` (server side): a listening unix stream socket at path, mode 0600; close(fd) unlinks path. */
+  listenUnixStream(path: string): { fd: number };
+  /** One waiting connection as a length-framed stream fd, or null when none waits (see the contract above). */
+  acceptUnixStream(listenFd: number): { fd: number } | null;
+  /** Stops any watcher on fd and closes it; also closes a tunnel's raw socket, frees a framed stream's buffers, unlinks a bound unix socket's file. */
   close(fd: number): void;
-  /** oversized: frames dropped by readBatch for not fitting a slot; watchers: active pollStart watchers */
+  /** oversized: frames dropped by readBatch for not fitting a slot (or with a bad stream length); watchers: active pollStart watchers */
   stats(): { oversized: number; watchers: number };
 }
 
