@@ -66,7 +66,7 @@ mark ping rc=$rc $(grep 'packet loss' /tmp/ping.txt)
 
   function expectOnline(c: string, why: string): void {
     const addr = vmMarker(c, 'addr') ?? '';
-XX
+    expect(addr, why).toMatch(/^10\.70\.0\.(12[89]|1[3-9]\d|2[0-4]\d|25[0-4])\/24$/); // the upper half: DHCP's range
     expect(vmMarker(c, 'route'), why).toMatch(/via 10\.70\.0\.1/);
     expect(vmMarker(c, 'resolv'), why).toMatch(/10\.70\.0\.1/);
     expect(vmMarker(c, 'pinged'), why).toContain(web); // "web" resolved through usernet
