@@ -118,6 +118,29 @@ describe.runIf(root)('macvlan and ipvlan on a lan', () => {
     d.ok('network', 'rm', 'mvepa');
   });
 
+  it("the kernel's macvlan on the same veth gives the same answers (private: never; vepa: only with hairpin)", () => {
+    const kernel = (mode: string, hairpin: boolean): boolean => {
+      inNs(lan, `bridge link set dev eth0 hairpin ${hairpin ? 'on' : 'off'}`);
+      const ns = [`${d.prefix}k1`, `${d.prefix}k2`];
+      try {
+        ns.forEach((n, i) => {
+          ip('netns', 'add', n);
+          ip('-n', d.hostNs, 'link', 'add', 'link', 'lan0', `kmv${i}`, 'type', 'macvlan', 'mode', mode);
+          ip('-n', d.hostNs, 'link', 'set', `kmv${i}`, 'netns', n);
+          inNs(n, `ip addr add 10.60.0.${150 + i}/24 dev kmv${i} && ip link set kmv${i} up && ip link set lo up`);
+        });
+        return inNs(ns[0], 'ping -c 2 -W 1 10.60.0.151').status === 0;
+      } finally {
+        for (const n of ns) spawnSync('ip', ['netns', 'del', n]);
+      }
+    };
+    expect(kernel('private', true)).toBe(false);
+    expect(kernel('vepa', true)).toBe(true);
+    expect(kernel('vepa', false)).toBe(false);
+    expect(kernel('bridge', false)).toBe(true);
+    inNs(lan, 'bridge link set dev eth0 hairpin on');
+  });
+
   it('parent IFACE.VLAN: frames carry the 802.1Q tag on the lan, endpoints see them untagged; two VLANs are isolated', async () => {
     d.ok('network', 'create', '-d', 'macvlan', '--subnet', '10.61.0.0/24', '--gateway', '10.61.0.1', '-o', 'parent=lan1.100', 'v100');
     d.ok('network', 'create', '-d', 'macvlan', '--subnet', '10.62.0.0/24', '--gateway', '10.62.0.1', '-o', 'parent=lan1.200', 'v200');
