@@ -82,16 +82,20 @@
  *
  * Hot path: process() allocates nothing: addresses are uint32 (int32 in
  * the tables), children and neighbours live in keyed open-addressing
- * tables over typed arrays; ARP replies are written over the request
- * frame in place. Time is injected (process/tick take the caller's clock).
+ * tables over typed arrays (IpTable, NeighbourTable: neighbour-table.ts);
+ * ARP replies are written over the request frame in place. Child
+ * bookkeeping, send/flood/drop and the counting are ChildPortSwitch's
+ * (child-ports.ts). Time is injected (process/tick take the caller's clock).
  */
-import { Counters, DropReason } from '../dataplane/counters.js';
+import { DropReason } from '../dataplane/counters.js';
 import type { Element } from '../dataplane/engine.js';
 import type { FramePool } from '../dataplane/pool.js';
 import type { Port } from '../dataplane/port.js';
 import { u16, u32, w16, w32 } from '../wire/bytes.js';
 import { ETHERTYPE, isMulticastMac, mac48, writeMac48 } from '../wire/ethernet.js';
 import { ipv4ToString } from '../wire/ipv4.js';
+import { ChildPortSwitch, macIs } from './child-ports.js';
+import { ASK_UNTRACKED, ASK_WAIT, IpTable, type Neighbour, NeighbourTable } from './neighbour-table.js';
 
 export type IpvlanMode = 'l2' | 'l3' | 'l3s';
 export const IPVLAN_MODES: readonly IpvlanMode[] = ['l2', 'l3', 'l3s'];
@@ -121,19 +125,11 @@ export interface IpvlanOptions {
   maxChildren?: number;
 }
 
-export interface IpvlanNeighbour {
-  ip: number;
-  /** 0 while the request is unanswered */
-  mac: number;
-  state: 'reachable' | 'incomplete';
-  ageMs: number;
-}
+export type IpvlanNeighbour = Neighbour;
 
 const M_L2 = 0;
-const M_L3 = 1;
 const M_L3S = 2;
 
-const RUNT = DropReason.runt;
 const BAD_SRC = DropReason.badSrcMac;
 const MALFORMED = DropReason.malformed;
 const NOT_FOR_US = DropReason.notForUs;
@@ -141,8 +137,6 @@ const FILTERED = DropReason.filtered;
 const NO_ROUTE = DropReason.noRoute;
 const HAIRPIN = DropReason.hairpin;
 const UNSUPPORTED = DropReason.unsupported;
-const PORT_DOWN = DropReason.portDown;
-const RING_FULL = DropReason.ringFull;
 const POOL_EMPTY = DropReason.poolEmpty;
 const TABLE_FULL = DropReason.macTableFull;
 
@@ -158,116 +152,8 @@ const ARP_THA = 32;
 const ARP_TPA = 38;
 const ARP_FRAME = 42;
 
-/**
- * IpTable — uint32 address → (value, MAC, time), bounded: open addressing
- * with linear probing over typed arrays (slots = power of two ≥ 2·capacity),
- * keyed hash, backward-shift deletion. A full table refuses (insert → −1).
- */
-class IpTable {
-  readonly capacity: number;
-  readonly mask: number;
-  private readonly shift: number;
-  private readonly k0: number;
-  private readonly k1: number;
-  size = 0;
-  /** the address (as int32) */
-  readonly key: Int32Array;
-  /** 1 = slot in use */
-  readonly used: Uint8Array;
-  readonly val: Int32Array;
-  readonly mac: Float64Array;
-  readonly seen: Float64Array;
-
-  constructor(capacity: number, seed: number) {
-    this.capacity = Math.max(1, capacity | 0);
-    let slots = 2;
-    while (slots < 2 * this.capacity) slots *= 2;
-    this.mask = slots - 1;
-    this.shift = 32 - Math.log2(slots);
-    this.key = new Int32Array(slots);
-    this.used = new Uint8Array(slots);
-    this.val = new Int32Array(slots);
-    this.mac = new Float64Array(slots);
-    this.seen = new Float64Array(slots);
-    let s = Math.imul((seed | 0) ^ 0x5bd1e995, 0x7feb352d);
-    this.k0 = (s ^ (s >>> 15)) | 0;
-    s = Math.imul(this.k0 ^ 0x27d4eb2f, 0x846ca68b);
-    this.k1 = (s ^ (s >>> 16)) | 0;
-  }
-
-  private hash(k: number): number {
-    let x = Math.imul(k ^ this.k0, 0x9e3779b1);
-    x = Math.imul(x ^ (x >>> 16) ^ this.k1, 0x85ebca77);
-    return x >>> this.shift;
-  }
-
-  /** Slot of address `ip`, or −1. Hot. */
-  find(ip: number): number {
-    const k = ip | 0;
-    const used = this.used;
-    const key = this.key;
-    const mask = this.mask;
-    let i = this.hash(k);
-    while (used[i] !== 0) {
-      if (key[i] === k) return i;
-      i = (i + 1) & mask;
-    }
-    return -1;
-  }
-
-  /** Slot of `ip`, made (value 0, MAC 0, seen 0) when new; −1 when the table is full. Hot. */
-  insert(ip: number): number {
-    const k = ip | 0;
-    const used = this.used;
-    const key = this.key;
-    const mask = this.mask;
-    let i = this.hash(k);
-    while (used[i] !== 0) {
-      if (key[i] === k) return i;
-      i = (i + 1) & mask;
-    }
-    if (this.size >= this.capacity) return -1;
-    used[i] = 1;
-    key[i] = k;
-    this.val[i] = 0;
-    this.mac[i] = 0;
-    this.seen[i] = 0;
-    this.size++;
-    return i;
-  }
-
-  clear(): void {
-    this.used.fill(0);
-    this.size = 0;
-  }
-
-  /** Backward-shift deletion of slot i (no tombstones). */
-  deleteSlot(i: number): void {
-    const mask = this.mask;
-    const used = this.used;
-    let hole = i;
-    let j = i;
-    for (;;) {
-      j = (j + 1) & mask;
-      if (used[j] === 0) break;
-      const home = this.hash(this.key[j]);
-      if (((j - home) & mask) >= ((j - hole) & mask)) {
-        this.key[hole] = this.key[j];
-        this.val[hole] = this.val[j];
-        this.mac[hole] = this.mac[j];
-        this.seen[hole] = this.seen[j];
-        hole = j;
-      }
-    }
-    used[hole] = 0;
-    this.size--;
-  }
-}
-
-export class IpvlanSwitch implements Element {
-  readonly counters = new Counters();
+export class IpvlanSwitch extends ChildPortSwitch implements Element {
   readonly mode: IpvlanMode;
-  readonly parent: Port;
   readonly parentMac: number;
   readonly parentIp: number;
   readonly gatewayIp: number;
@@ -279,17 +165,13 @@ export class IpvlanSwitch implements Element {
   arpRequests = 0;
 
   private readonly m: number;
-  private readonly pool: FramePool;
   private readonly pmHi: number;
   private readonly pmLo: number;
   private readonly track: IpvlanTrack | null;
-  private readonly maxChildren: number;
-  /** child address → child index */
+  /** child address → child index (the index into `kids` / `keys`, which hold the addresses) */
   private readonly ips: IpTable;
-  /** l3: neighbour address → MAC (0 = request pending), seen = confirmed / last asked */
-  private readonly neigh: IpTable;
-  private kids: Port[] = [];
-  private kIp: number[] = [];
+  /** l3: neighbour address → MAC */
+  private readonly neigh: NeighbourTable;
   private now = 0;
 
   constructor(pool: FramePool, parent: Port, opts: IpvlanOptions) {
@@ -297,10 +179,9 @@ export class IpvlanSwitch implements Element {
     if (m < 0) throw new Error(`unknown ipvlan mode "${String(opts.mode)}" (l2, l3, l3s)`);
     const pm = opts.parentMac;
     if (!Number.isInteger(pm) || pm <= 0 || pm > 0xffffffffffff || isMulticastMac(pm)) throw new Error('ipvlan: parentMac must be a unicast MAC');
+    super(pool, parent, opts.maxChildren ?? 1024, -1);
     this.m = m;
     this.mode = opts.mode;
-    this.pool = pool;
-    this.parent = parent;
     this.parentMac = pm;
     this.pmHi = Math.floor(pm / 0x100000000) & 0xffff;
     this.pmLo = pm | 0;
@@ -309,45 +190,25 @@ export class IpvlanSwitch implements Element {
     this.track = m === M_L3S ? (opts.track ?? null) : null;
     this.neighbourAgingMs = opts.neighbourAgingMs ?? 300_000;
     this.arpRetransMs = opts.arpRetransMs ?? 1000;
-    this.maxChildren = opts.maxChildren ?? 1024;
     const seed = opts.seed ?? (Math.random() * 0x100000000) >>> 0;
     this.ips = new IpTable(this.maxChildren, seed);
-    this.neigh = new IpTable(m === M_L2 ? 1 : (opts.neighbours ?? 256), seed ^ 0x3c6ef372);
+    this.neigh = new NeighbourTable(m === M_L2 ? 1 : (opts.neighbours ?? 256), seed ^ 0x3c6ef372, this.neighbourAgingMs, this.arpRetransMs);
   }
 
   // ---------------------------------------------------------------- cold
 
   /** `child` joins with IPv4 address `ip`. Throws on a duplicate or bad address, or a full switch. */
   attach(child: Port, ip: number): void {
-    const i = this.kids.indexOf(child);
-    if (i >= 0) {
-      if (this.kIp[i] === ip >>> 0) return;
-      throw new Error(`port ${child.name} is already attached with ${ipv4ToString(this.kIp[i])}`);
-    }
-    if (child === this.parent) throw new Error('the parent port cannot be a child');
+    if (this.attached(child, ip >>> 0, ipv4ToString)) return;
     if (!Number.isInteger(ip) || ip <= 0 || ip >= 0xe0000000) throw new Error(`bad endpoint address for ${child.name}: ${String(ip)}`);
-    const j = this.kIp.indexOf(ip >>> 0);
-    if (j >= 0) throw new Error(`address ${ipv4ToString(ip)} is already used by ${this.kids[j].name}`);
+    const owner = this.keyOwner(ip >>> 0);
+    if (owner !== null) throw new Error(`address ${ipv4ToString(ip)} is already used by ${owner.name}`);
     if (this.kids.length >= this.maxChildren) throw new Error(`ipvlan: at most ${this.maxChildren} endpoints per parent`);
-    this.kids = [...this.kids, child];
-    this.kIp = [...this.kIp, ip >>> 0];
-    this.rebuild();
-  }
-
-  /** `child` leaves; the frames in its rings are freed. */
-  detach(child: Port): void {
-    const i = this.kids.indexOf(child);
-    if (i < 0) return;
-    this.kids = this.kids.filter((_, j) => j !== i);
-    this.kIp = this.kIp.filter((_, j) => j !== i);
-    this.rebuild();
-    const pool = this.pool;
-    for (let h = child.rx.pop(); h >= 0; h = child.rx.pop()) pool.free(h);
-    for (let h = child.tx.pop(); h >= 0; h = child.tx.pop()) pool.free(h);
+    this.join(child, ip >>> 0);
   }
 
   children(): { port: Port; ip: number }[] {
-    return this.kids.map((port, i) => ({ port, ip: this.kIp[i] }));
+    return this.kids.map((port, i) => ({ port, ip: this.keys[i] }));
   }
 
   /** The child owning `ip`, or null. */
@@ -358,25 +219,15 @@ export class IpvlanSwitch implements Element {
 
   /** l3: the neighbour table (ages relative to the last process/tick clock). */
   neighbours(): IpvlanNeighbour[] {
-    const t = this.neigh;
-    const out: IpvlanNeighbour[] = [];
-    for (let i = 0; i <= t.mask; i++) {
-      if (t.used[i] === 0) continue;
-      const mac = t.mac[i];
-      out.push({ ip: t.key[i] >>> 0, mac, state: mac === 0 ? 'incomplete' : 'reachable', ageMs: Math.max(0, this.now - t.seen[i]) });
-    }
-    return out.sort((a, b) => a.ip - b.ip);
+    return this.neigh.list(this.now);
   }
 
-  private rebuild(): void {
+  protected override rebuild(): void {
     const t = this.ips;
     t.clear();
-    for (let i = 0; i < this.kids.length; i++) t.val[t.insert(this.kIp[i])] = i;
+    for (let i = 0; i < this.kids.length; i++) t.val[t.insert(this.keys[i])] = i;
     // a child's address is never a neighbour
-    for (let i = 0; i < this.kIp.length; i++) {
-      const s = this.neigh.find(this.kIp[i]);
-      if (s >= 0) this.neigh.deleteSlot(s);
-    }
+    for (let i = 0; i < this.keys.length; i++) this.neigh.forget(this.keys[i]);
   }
 
   // ----------------------------------------------------------------- hot
@@ -384,368 +235,243 @@ export class IpvlanSwitch implements Element {
   /** Ages the neighbour table; returns how many entries went. */
   tick(now: number): number {
     this.now = now;
-    const t = this.neigh;
-    const incompleteMs = 3 * this.arpRetransMs;
-    let n = 0;
-    for (let i = 0; i <= t.mask; ) {
-      if (t.used[i] !== 0 && now - t.seen[i] >= (t.mac[i] === 0 ? incompleteMs : this.neighbourAgingMs)) {
-        t.deleteSlot(i); // something may have shifted into i: look again
-        n++;
-      } else i++;
-    }
-    return n;
+    return this.neigh.expire(now);
   }
 
   process(now: number): void {
     this.now = now;
     const nk = this.kids.length;
-    if (this.m === M_L2) {
-      this.parentL2();
-      for (let i = 0; i < nk; i++) this.childL2(i);
-    } else {
-      this.parentL3(now);
-      for (let i = 0; i < nk; i++) this.childL3(i, now);
-    }
+    this.fromParent(now);
+    for (let i = 0; i < nk; i++) this.fromChild(i, now);
   }
 
-  /** l2: parent.rx → children. */
-  private parentL2(): void {
+  /** parent.rx → children: what every mode checks first (runt, unicast not to parentMac: notForUs). */
+  private fromParent(now: number): void {
     const pool = this.pool;
     const b = pool.bytes;
     const offsets = pool.offsets;
-    const lengths = pool.lengths;
-    const c = this.counters;
     const rx = this.parent.rx;
+    const l2 = this.m === M_L2;
     const pmHi = this.pmHi;
     const pmLo = this.pmLo;
     for (let h = rx.pop(); h >= 0; h = rx.pop()) {
-      const len = lengths[h];
-      c.rxPackets++;
-      c.rxBytes += len;
-      if (len < 14) {
-        this.drop(h, RUNT);
-        continue;
-      }
+      const len = this.admit(h, true);
+      if (len < 0) continue;
       const o = offsets[h];
-      const dHi = (b[o] << 8) | b[o + 1];
-      const group = (dHi & 0x100) !== 0;
-      if (!group && (dHi !== pmHi || lo32(b, o + 2) !== pmLo)) {
+      const group = (b[o] & 1) !== 0;
+      if (!group && !macIs(b, o, pmHi, pmLo)) {
         this.drop(h, NOT_FOR_US);
         continue;
       }
-      // ours: source parentMac (a child's frame hairpinned back, or the parent host's)
-      const fromUs = ((b[o + 6] << 8) | b[o + 7]) === pmHi && lo32(b, o + 8) === pmLo;
-      const type = u16(b, o + 12);
-      if (type === T_ARP) {
-        if (!arpOk(b, o, len)) {
-          this.drop(h, MALFORMED);
-          continue;
-        }
-        if (group && fromUs && this.ips.find(u32(b, o + ARP_SPA)) >= 0) {
-          this.drop(h, FILTERED);
-          continue;
-        }
-        const s = this.ips.find(u32(b, o + ARP_TPA));
-        if (s >= 0) this.send(h, this.kids[this.ips.val[s]], len);
-        else if (group) this.flood(h, len, -1, false);
+      if (l2) this.parentL2(h, o, len, group);
+      else this.parentL3(h, o, len, group, now);
+    }
+  }
+
+  /** l2: a frame from the parent (group, or to parentMac) → children. */
+  private parentL2(h: number, o: number, len: number, group: boolean): void {
+    const b = this.pool.bytes;
+    // ours: source parentMac (a child's frame hairpinned back, or the parent host's)
+    const fromUs = macIs(b, o + 6, this.pmHi, this.pmLo);
+    const type = u16(b, o + 12);
+    if (type === T_ARP) {
+      if (!arpOk(b, o, len)) this.drop(h, MALFORMED);
+      else if (group && fromUs && this.ips.find(u32(b, o + ARP_SPA)) >= 0) this.drop(h, FILTERED);
+      else if (!this.toChild(h, u32(b, o + ARP_TPA), len)) {
+        if (group) this.flood(h, len, -1, false);
         else this.drop(h, NOT_FOR_US);
-        continue;
       }
-      if (group) {
-        if (fromUs && type === T_IPV4 && len >= 34 && this.ips.find(u32(b, o + IP_SRC)) >= 0) this.drop(h, FILTERED);
-        else this.flood(h, len, -1, false);
-        continue;
-      }
-      if (type !== T_IPV4) {
-        this.drop(h, NOT_FOR_US);
-        continue;
-      }
-      if (!ipv4Ok(b, o, len)) {
-        this.drop(h, MALFORMED);
-        continue;
-      }
-      const s = this.ips.find(u32(b, o + IP_DST));
-      if (s < 0) this.drop(h, NOT_FOR_US);
-      else this.send(h, this.kids[this.ips.val[s]], len);
-    }
+    } else if (group) {
+      if (fromUs && type === T_IPV4 && len >= 34 && this.ips.find(u32(b, o + IP_SRC)) >= 0) this.drop(h, FILTERED);
+      else this.flood(h, len, -1, false);
+    } else if (type !== T_IPV4) this.drop(h, NOT_FOR_US);
+    else if (!ipv4Ok(b, o, len)) this.drop(h, MALFORMED);
+    else if (!this.toChild(h, u32(b, o + IP_DST), len)) this.drop(h, NOT_FOR_US);
   }
 
-  /** l2: child i's rx → parent / other children. */
-  private childL2(i: number): void {
-    const child = this.kids[i];
-    const rx = child.rx;
-    if (rx.empty) return;
-    const pool = this.pool;
-    const b = pool.bytes;
-    const offsets = pool.offsets;
-    const lengths = pool.lengths;
-    const c = this.counters;
-    const pmHi = this.pmHi;
-    const pmLo = this.pmLo;
-    const up = child.up;
-    for (let h = rx.pop(); h >= 0; h = rx.pop()) {
-      const len = lengths[h];
-      c.rxPackets++;
-      c.rxBytes += len;
-      if (!up) {
-        this.drop(h, PORT_DOWN);
-        continue;
-      }
-      if (len < 14) {
-        this.drop(h, RUNT);
-        continue;
-      }
-      const o = offsets[h];
-      if (((b[o + 6] << 8) | b[o + 7]) !== pmHi || lo32(b, o + 8) !== pmLo) {
-        this.drop(h, BAD_SRC);
-        continue;
-      }
-      const dHi = (b[o] << 8) | b[o + 1];
-      const group = (dHi & 0x100) !== 0;
-      const type = u16(b, o + 12);
-      if (type === T_ARP) {
-        if (!arpOk(b, o, len)) {
-          this.drop(h, MALFORMED);
-          continue;
-        }
-        const s = this.ips.find(u32(b, o + ARP_TPA));
-        if (s >= 0 && this.ips.val[s] !== i) {
-          this.send(h, this.kids[this.ips.val[s]], len);
-          continue;
-        }
-      }
-      if (group) {
-        this.flood(h, len, i, true);
-        continue;
-      }
-      if (type === T_IPV4 && dHi === pmHi && lo32(b, o + 2) === pmLo) {
-        if (!ipv4Ok(b, o, len)) {
-          this.drop(h, MALFORMED);
-          continue;
-        }
-        const s = this.ips.find(u32(b, o + IP_DST));
-        if (s >= 0) {
-          const k = this.ips.val[s];
-          if (k === i) this.drop(h, HAIRPIN);
-          else this.send(h, this.kids[k], len);
-          continue;
-        }
-      }
-      this.send(h, this.parent, len);
-    }
-  }
-
-  /** l3/l3s: parent.rx → children (routed), ARP answered and learned. */
-  private parentL3(now: number): void {
-    const pool = this.pool;
-    const b = pool.bytes;
-    const offsets = pool.offsets;
-    const lengths = pool.lengths;
-    const c = this.counters;
-    const parent = this.parent;
-    const rx = parent.rx;
-    const pmHi = this.pmHi;
-    const pmLo = this.pmLo;
-    const track = this.track;
-    for (let h = rx.pop(); h >= 0; h = rx.pop()) {
-      const len = lengths[h];
-      c.rxPackets++;
-      c.rxBytes += len;
-      if (len < 14) {
-        this.drop(h, RUNT);
-        continue;
-      }
-      const o = offsets[h];
-      const dHi = (b[o] << 8) | b[o + 1];
-      const group = (dHi & 0x100) !== 0;
-      const type = u16(b, o + 12);
-      if (!group && (dHi !== pmHi || lo32(b, o + 2) !== pmLo)) {
-        this.drop(h, NOT_FOR_US);
-        continue;
-      }
-      if (type === T_ARP) {
-        if (!arpOk(b, o, len)) {
-          this.drop(h, group ? FILTERED : MALFORMED);
-          continue;
-        }
-        const oper = u16(b, o + ARP_OPER);
-        if (oper === 1) {
-          // a request for one of our endpoints: answer, learn the asker
-          if (this.ips.find(u32(b, o + ARP_TPA)) < 0) {
-            // someone else's: it still updates what we know of its sender
-            this.refresh(u32(b, o + ARP_SPA), mac48(b, o + ARP_SHA), now);
-            this.drop(h, group ? FILTERED : NOT_FOR_US);
-            continue;
-          }
-          this.learn(u32(b, o + ARP_SPA), mac48(b, o + ARP_SHA), now);
-          this.answerArp(o);
-          this.send(h, parent, len);
-          continue;
-        }
-        if (oper === 2 && !group) {
-          // a reply to us (our request on a next-hop miss): learn, consume
-          this.learn(u32(b, o + ARP_SPA), mac48(b, o + ARP_SHA), now);
-          pool.free(h);
-          continue;
-        }
-        if (oper === 2) this.refresh(u32(b, o + ARP_SPA), mac48(b, o + ARP_SHA), now); // gratuitous
+  /** l3/l3s: a frame from the parent (group, or to parentMac) → children (routed), ARP answered and learned. */
+  private parentL3(h: number, o: number, len: number, group: boolean, now: number): void {
+    const b = this.pool.bytes;
+    const type = u16(b, o + 12);
+    if (type === T_ARP) {
+      if (!arpOk(b, o, len)) {
         this.drop(h, group ? FILTERED : MALFORMED);
-        continue;
+        return;
       }
-      if (group) {
-        this.drop(h, FILTERED);
-        continue;
+      const oper = u16(b, o + ARP_OPER);
+      const spa = u32(b, o + ARP_SPA);
+      const sha = mac48(b, o + ARP_SHA);
+      if (oper === 1) {
+        // a request for one of our endpoints: answer, learn the asker
+        if (this.ips.find(u32(b, o + ARP_TPA)) < 0) {
+          // someone else's: it still updates what we know of its sender
+          this.neigh.refresh(spa, sha, now);
+          this.drop(h, group ? FILTERED : NOT_FOR_US);
+          return;
+        }
+        this.learn(spa, sha, now);
+        this.answerArp(o);
+        this.send(h, this.parent, len);
+        return;
       }
-      if (type !== T_IPV4) {
-        this.drop(h, UNSUPPORTED);
-        continue;
+      if (oper === 2 && !group) {
+        // a reply to us (our request on a next-hop miss): learn, consume
+        this.learn(spa, sha, now);
+        this.pool.free(h);
+        return;
       }
-      if (!ipv4Ok(b, o, len)) {
-        this.drop(h, MALFORMED);
-        continue;
-      }
+      if (oper === 2) this.neigh.refresh(spa, sha, now); // gratuitous
+      this.drop(h, group ? FILTERED : MALFORMED);
+      return;
+    }
+    if (group) this.drop(h, FILTERED);
+    else if (type !== T_IPV4) this.drop(h, UNSUPPORTED);
+    else if (!ipv4Ok(b, o, len)) this.drop(h, MALFORMED);
+    else {
       const s = this.ips.find(u32(b, o + IP_DST));
       if (s < 0) {
         this.drop(h, NOT_FOR_US);
-        continue;
+        return;
       }
       this.learn(u32(b, o + IP_SRC), mac48(b, o + 6), now);
-      if (track !== null) track(pool, h, true);
+      if (this.track !== null) this.track(this.pool, h, true);
       this.send(h, this.kids[this.ips.val[s]], len);
     }
   }
 
-  /** l3/l3s: child i's rx → parent (routed) / other children; ARP answered. */
-  private childL3(i: number, now: number): void {
+  /** child i's rx → parent / other children: what every mode checks first (portDown, runt, source parentMac). */
+  private fromChild(i: number, now: number): void {
     const child = this.kids[i];
     const rx = child.rx;
     if (rx.empty) return;
     const pool = this.pool;
     const b = pool.bytes;
     const offsets = pool.offsets;
-    const lengths = pool.lengths;
-    const c = this.counters;
+    const l2 = this.m === M_L2;
     const pmHi = this.pmHi;
     const pmLo = this.pmLo;
     const up = child.up;
-    const myIp = this.kIp[i];
-    const track = this.track;
-    const neigh = this.neigh;
-    const gw = this.gatewayIp;
     for (let h = rx.pop(); h >= 0; h = rx.pop()) {
-      const len = lengths[h];
-      c.rxPackets++;
-      c.rxBytes += len;
-      if (!up) {
-        this.drop(h, PORT_DOWN);
-        continue;
-      }
-      if (len < 14) {
-        this.drop(h, RUNT);
-        continue;
-      }
+      const len = this.admit(h, up);
+      if (len < 0) continue;
       const o = offsets[h];
-      if (((b[o + 6] << 8) | b[o + 7]) !== pmHi || lo32(b, o + 8) !== pmLo) {
+      if (!macIs(b, o + 6, pmHi, pmLo)) {
         this.drop(h, BAD_SRC);
         continue;
       }
-      const type = u16(b, o + 12);
-      if (type === T_ARP) {
-        if (!arpOk(b, o, len)) {
-          this.drop(h, MALFORMED);
-          continue;
-        }
-        // every address is behind the parent: answer with parentMac
-        if (u16(b, o + ARP_OPER) !== 1 || u32(b, o + ARP_TPA) === myIp) {
-          this.drop(h, FILTERED);
-          continue;
-        }
-        this.answerArp(o);
-        this.send(h, child, len);
-        continue;
-      }
-      if ((b[o] & 1) !== 0) {
-        this.drop(h, FILTERED);
-        continue;
-      }
-      if (type !== T_IPV4) {
-        this.drop(h, UNSUPPORTED);
-        continue;
-      }
-      if (!ipv4Ok(b, o, len)) {
-        this.drop(h, MALFORMED);
-        continue;
-      }
-      const dst = u32(b, o + IP_DST);
-      if (dst >= 0xe0000000) {
-        // multicast / limited broadcast: none in l3
-        this.drop(h, FILTERED);
-        continue;
-      }
-      const s = this.ips.find(dst);
-      if (s >= 0) {
-        const k = this.ips.val[s];
-        if (k === i) {
-          this.drop(h, HAIRPIN);
-          continue;
-        }
-        writeMac48(b, o, this.parentMac);
-        if (track !== null) track(pool, h, false);
-        this.send(h, this.kids[k], len);
-        continue;
-      }
-      let mac = 0;
-      let n = neigh.find(dst);
-      if (n >= 0) mac = neigh.mac[n];
-      if (mac === 0 && gw !== 0) {
-        n = neigh.find(gw);
-        if (n >= 0) mac = neigh.mac[n];
-      }
-      if (mac === 0) {
-        this.solicit(gw !== 0 ? gw : dst, this.parentIp !== 0 ? this.parentIp : myIp, now);
-        this.drop(h, NO_ROUTE);
-        continue;
-      }
-      writeMac48(b, o, mac);
-      if (track !== null) track(pool, h, false);
-      this.send(h, this.parent, len);
+      if (l2) this.childL2(h, o, len, i);
+      else this.childL3(h, o, len, i, now);
     }
   }
 
-  /** l3: remember ip → mac (a confirmation), unless it is no neighbour's. */
-  private learn(ip: number, mac: number, now: number): void {
-    if (ip === 0 || ip >= 0xe0000000 || mac === 0 || isMulticastMac(mac)) return;
-    if (this.ips.find(ip) >= 0) return;
-    const t = this.neigh;
-    const s = t.insert(ip);
-    if (s < 0) {
-      this.counters.reasons[TABLE_FULL]++;
+  /** l2: a frame from child i → parent / other children. */
+  private childL2(h: number, o: number, len: number, i: number): void {
+    const b = this.pool.bytes;
+    const type = u16(b, o + 12);
+    if (type === T_ARP) {
+      if (!arpOk(b, o, len)) {
+        this.drop(h, MALFORMED);
+        return;
+      }
+      const s = this.ips.find(u32(b, o + ARP_TPA));
+      if (s >= 0 && this.ips.val[s] !== i) {
+        this.send(h, this.kids[this.ips.val[s]], len);
+        return;
+      }
+    }
+    if ((b[o] & 1) !== 0) {
+      this.flood(h, len, i, true);
       return;
     }
-    t.mac[s] = mac;
-    t.seen[s] = now;
-  }
-
-  /** l3: update ip → mac only when ip is already in the table (ARP not addressed to us, as Linux with arp_accept=0). */
-  private refresh(ip: number, mac: number, now: number): void {
-    const t = this.neigh;
-    const s = t.find(ip);
-    if (s < 0 || mac === 0 || isMulticastMac(mac)) return;
-    t.mac[s] = mac;
-    t.seen[s] = now;
-  }
-
-  /** l3: broadcast an ARP request for `target` (at most once per arpRetransMs while pending). */
-  private solicit(target: number, spa: number, now: number): void {
-    const t = this.neigh;
-    let s = t.find(target);
-    if (s >= 0) {
-      if (now - t.seen[s] < this.arpRetransMs) return;
-    } else {
-      s = t.insert(target);
-      if (s < 0) this.counters.reasons[TABLE_FULL]++;
+    if (type === T_IPV4 && macIs(b, o, this.pmHi, this.pmLo)) {
+      if (!ipv4Ok(b, o, len)) {
+        this.drop(h, MALFORMED);
+        return;
+      }
+      const s = this.ips.find(u32(b, o + IP_DST));
+      if (s >= 0) {
+        const k = this.ips.val[s];
+        if (k === i) this.drop(h, HAIRPIN);
+        else this.send(h, this.kids[k], len);
+        return;
+      }
     }
-    if (s >= 0) t.seen[s] = now;
+    this.send(h, this.parent, len);
+  }
+
+  /** l3/l3s: a frame from child i → parent (routed) / other children; ARP answered. */
+  private childL3(h: number, o: number, len: number, i: number, now: number): void {
+    const b = this.pool.bytes;
+    const myIp = this.keys[i];
+    const type = u16(b, o + 12);
+    if (type === T_ARP) {
+      if (!arpOk(b, o, len)) this.drop(h, MALFORMED);
+      // every address is behind the parent: answer with parentMac
+      else if (u16(b, o + ARP_OPER) !== 1 || u32(b, o + ARP_TPA) === myIp) this.drop(h, FILTERED);
+      else {
+        this.answerArp(o);
+        this.send(h, this.kids[i], len);
+      }
+      return;
+    }
+    if ((b[o] & 1) !== 0) this.drop(h, FILTERED);
+    else if (type !== T_IPV4) this.drop(h, UNSUPPORTED);
+    else if (!ipv4Ok(b, o, len)) this.drop(h, MALFORMED);
+    else {
+      const dst = u32(b, o + IP_DST);
+      if (dst >= 0xe0000000) this.drop(h, FILTERED); // multicast / limited broadcast: none in l3
+      else this.routeL3(h, o, len, i, dst, now);
+    }
+  }
+
+  /** l3/l3s: IPv4 unicast from child i to `dst` → that child, or the parent via the next hop's MAC. */
+  private routeL3(h: number, o: number, len: number, i: number, dst: number, now: number): void {
+    const b = this.pool.bytes;
+    const s = this.ips.find(dst);
+    let to = this.parent;
+    let mac = 0;
+    if (s >= 0) {
+      const k = this.ips.val[s];
+      if (k === i) {
+        this.drop(h, HAIRPIN);
+        return;
+      }
+      to = this.kids[k];
+      mac = this.parentMac;
+    } else {
+      const gw = this.gatewayIp;
+      mac = this.neigh.macOf(dst);
+      if (mac === 0 && gw !== 0) mac = this.neigh.macOf(gw);
+      if (mac === 0) {
+        this.solicit(gw !== 0 ? gw : dst, this.parentIp !== 0 ? this.parentIp : this.keys[i], now);
+        this.drop(h, NO_ROUTE);
+        return;
+      }
+    }
+    writeMac48(b, o, mac);
+    if (this.track !== null) this.track(this.pool, h, false);
+    this.send(h, to, len);
+  }
+
+  /** Hand h to the child owning address `ip`; false (h untouched) when none does. */
+  private toChild(h: number, ip: number, len: number): boolean {
+    const s = this.ips.find(ip);
+    if (s < 0) return false;
+    this.send(h, this.kids[this.ips.val[s]], len);
+    return true;
+  }
+
+  /** l3: remember ip → mac (a confirmation), unless it is a child's (or no neighbour's). */
+  private learn(ip: number, mac: number, now: number): void {
+    if (this.ips.find(ip) >= 0) return;
+    if (!this.neigh.learn(ip, mac, now)) this.counters.reasons[TABLE_FULL]++;
+  }
+
+  /** l3: broadcast an ARP request for `target` from `spa` (at most once per arpRetransMs while pending). */
+  private solicit(target: number, spa: number, now: number): void {
+    const asked = this.neigh.ask(target, now);
+    if (asked === ASK_WAIT) return;
+    if (asked === ASK_UNTRACKED) this.counters.reasons[TABLE_FULL]++;
     const pool = this.pool;
     const parent = this.parent;
     if (!parent.up) return;
@@ -791,66 +517,6 @@ export class IpvlanSwitch implements Element {
     w32(b, o + ARP_TPA, spa);
     this.arpReplies++;
   }
-
-  /** Hand h to `p`'s tx ring (or drop it: down, ring full). */
-  private send(h: number, p: Port, len: number): void {
-    if (!p.up) {
-      this.drop(h, PORT_DOWN);
-      return;
-    }
-    if (p.tx.push(h)) {
-      this.counters.txPackets++;
-      this.counters.txBytes += len;
-    } else this.drop(h, RING_FULL);
-  }
-
-  /** l2: copies of h to every child but `skip` that is up (and the parent): n−1 clones, the original last. */
-  private flood(h: number, len: number, skip: number, toParent: boolean): void {
-    const kids = this.kids;
-    const nk = kids.length;
-    const parentUp = toParent && this.parent.up;
-    let n = parentUp ? 1 : 0;
-    for (let j = 0; j < nk; j++) if (j !== skip && kids[j].up) n++;
-    if (n === 0) {
-      // nobody else at all: freed without a drop (as the learning switch); only down ports: portDown
-      const others = nk - (skip >= 0 ? 1 : 0) + (toParent ? 1 : 0);
-      if (others === 0) this.pool.free(h);
-      else this.drop(h, PORT_DOWN);
-      return;
-    }
-    const pool = this.pool;
-    let left = n;
-    if (parentUp) {
-      left--;
-      this.copyTo(left === 0 ? h : pool.clone(h), this.parent, len);
-    }
-    for (let j = 0; j < nk && left > 0; j++) {
-      if (j === skip || !kids[j].up) continue;
-      left--;
-      this.copyTo(left === 0 ? h : pool.clone(h), kids[j], len);
-    }
-  }
-
-  private copyTo(x: number, p: Port, len: number): void {
-    if (x < 0) {
-      this.counters.drop(POOL_EMPTY);
-      return;
-    }
-    if (p.tx.push(x)) {
-      this.counters.txPackets++;
-      this.counters.txBytes += len;
-    } else this.drop(x, RING_FULL);
-  }
-
-  private drop(h: number, reason: number): void {
-    this.pool.free(h);
-    this.counters.drop(reason);
-  }
-}
-
-/** Four bytes at o as int32 (the low part of a MAC). */
-function lo32(b: Uint8Array, o: number): number {
-  return (b[o + 0] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3];
 }
 
 /** An Ethernet/IPv4 ARP packet fits at frame offset o + 14. */
@@ -864,4 +530,3 @@ function ipv4Ok(b: Uint8Array, o: number, len: number): boolean {
   const vi = b[o + 14];
   return vi >>> 4 === 4 && (vi & 0x0f) >= 5 && 14 + ((vi & 0x0f) << 2) <= len;
 }
-
