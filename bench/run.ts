@@ -1,13 +1,14 @@
 /**
  * `npm run bench`: every benchmark beside its anchor, one table.
  *   --quick      shorter runs (for a smoke check)
- *   --only NAME  switch | nat | e2e | compose | overlay
+ *   --only NAME  switch | nat | e2e | compose | overlay | parent
  */
 import { isRoot } from '../src/lab/lab.js';
 import { benchCompose } from './compose.js';
 import { benchE2e } from './e2e.js';
 import { benchNat } from './nat.js';
 import { benchOverlay } from './overlay.js';
+import { benchParent } from './parent.js';
 import { benchSwitch } from './switch.js';
 import { renderTable, type Row } from './table.js';
 
@@ -29,6 +30,10 @@ async function main(): Promise<void> {
   if (!only || only === 'overlay') {
     // the in-process part runs anywhere; the end-to-end part needs root and etcd (it says so when skipped)
     rows.push(...(await benchOverlay(quick ? { seconds: 0.3, reps: 2, e2eSeconds: 2, rounds: 2, pings: 200 } : { seconds: 1, reps: 3, e2eSeconds: 5, rounds: 3, pings: 600 })));
+  }
+  if (!only || only === 'parent') {
+    // macvlan endpoint on a parent veth, and VMs attached by socket or tap (root; it says so when skipped)
+    rows.push(...(await benchParent(quick ? { seconds: 1, rounds: 2, pings: 200, vmSeconds: 1, vmWarm: 0.5, vmRounds: 2 } : { seconds: 3, rounds: 3, pings: 600, vmSeconds: 1.5, vmWarm: 0.5, vmRounds: 6 })));
   }
   process.stdout.write('\n' + renderTable(rows));
 }

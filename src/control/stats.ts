@@ -52,6 +52,7 @@ export function collectStats(state: State, rt: Runtime): StatsReport {
     for (const c of state.containers())
       for (const ep of rt.endpointsOf(c.id))
         if (ep.networkId === n.id) ports.push({ name: `${c.name}:${ep.ifname}`, ...ep.dev.port.counters.snapshot() });
+    for (const [name, a] of rt.attachments) if (a.networkId === n.id) ports.push({ name: `${name} (attach)`, ...a.dev.port.counters.snapshot() });
     const vx = rt.overlay?.portOf(n.id);
     if (vx) ports.push({ name: `(vxlan vni ${vx.vni})`, ...vx.port.counters.snapshot() });
     networks.push({
