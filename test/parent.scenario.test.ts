@@ -118,6 +118,26 @@ describe.runIf(root)('macvlan and ipvlan on a lan', () => {
     d.ok('network', 'rm', 'mvepa');
   });
 
+  it('macvlan passthru: one endpoint gets the parent itself (its MAC); a second is refused', async () => {
+    inNs(lan, 'bridge link set dev eth0 hairpin off');
+    d.ok('network', 'create', '-d', 'macvlan', '--subnet', '10.60.0.0/24', '--gateway', '10.60.0.1', '-o', 'parent=lan0', '-o', 'macvlan_mode=passthru', 'mpt');
+    d.ok('run', '--name', 'pt1', '--network', 'mpt');
+    const parentMac = inNs(d.hostNs, 'cat /sys/class/net/lan0/address').stdout.trim();
+    expect(macOf('pt1')).toBe(parentMac);
+    expect(d.ping('pt1', '10.60.0.1')).toBe(true);
+    expect(inNs(lan, 'ip neigh show dev br0').stdout).toContain(`${ctrIp('pt1', 'mpt')} lladdr ${parentMac}`);
+    const second = d.cli('run', '--name', 'pt2', '--network', 'mpt');
+    expect(second.code).not.toBe(0);
+    expect(second.stderr).toMatch(/only one endpoint/);
+    expect(d.cli('inspect', 'pt2').code).not.toBe(0); // nothing left of it: no namespace, no TAP held
+    expect(spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout).not.toContain(`${d.prefix}pt2`);
+    const stats = JSON.parse(d.ok('stats', '--json'));
+    expect(stats.networks.find((n: { name: string }) => n.name === 'mpt').ports.map((p: { name: string }) => p.name)).toEqual(['pt1:eth0']);
+    d.ok('rm', 'pt1');
+    d.ok('network', 'rm', 'mpt');
+    inNs(lan, 'bridge link set dev eth0 hairpin on');
+  });
+
   it("the kernel's macvlan on the same veth gives the same answers (private: never; vepa: only with hairpin)", () => {
     const kernel = (mode: string, hairpin: boolean): boolean => {
       inNs(lan, `bridge link set dev eth0 hairpin ${hairpin ? 'on' : 'off'}`);

@@ -389,7 +389,13 @@ export class Runtime {
       this.portIds.release(port.id);
       throw e;
     }
-    net.attach(port, { mac: macToNumber(mac), ip });
+    try {
+      net.attach(port, { mac: macToNumber(mac), ip }); // refuses e.g. a second macvlan passthru endpoint
+    } catch (e) {
+      dev.close();
+      this.portIds.release(port.id);
+      throw e;
+    }
     this.addDevice(dev);
     c.endpoints.push({ networkId, ifname: ep.ifname, dev });
     this.engine.wake();

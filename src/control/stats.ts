@@ -1,5 +1,5 @@
 /** The `usernet stats` report and its table (cold path). */
-import type { CounterSnapshot } from '../dataplane/counters.js';
+import { Counters, type CounterSnapshot } from '../dataplane/counters.js';
 import type { State } from './model.js';
 import type { Runtime } from './runtime.js';
 
@@ -47,7 +47,8 @@ export function collectStats(state: State, rt: Runtime): StatsReport {
   const networks = [];
   for (const n of state.networks()) {
     const live = rt.networks.get(n.id);
-    if (!live) continue;
+    const parent = rt.parents.nets.get(n.id);
+    if (!live && !parent) continue;
     const ports = [];
     for (const c of state.containers())
       for (const ep of rt.endpointsOf(c.id))
@@ -57,9 +58,10 @@ export function collectStats(state: State, rt: Runtime): StatsReport {
     if (vx) ports.push({ name: `(vxlan vni ${vx.vni})`, ...vx.port.counters.snapshot() });
     networks.push({
       name: n.name,
-      macEntries: live.sw.macTable().length,
-      switch: live.sw.counters.snapshot(),
-      gateway: rt.router.ifaceCounters(live.iface).snapshot(),
+      // macvlan/ipvlan: the element's counters stand for the switch; there is no gateway of usernet's
+      macEntries: live ? live.sw.macTable().length : parent!.ports.size,
+      switch: live ? live.sw.counters.snapshot() : parent!.element.counters.snapshot(),
+      gateway: live ? rt.router.ifaceCounters(live.iface).snapshot() : new Counters().snapshot(),
       ports,
     });
   }
