@@ -12,7 +12,8 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DaemonLab, listNetns, ROOT, uniquePrefix } from '../src/lab/lab.js';
+import { DaemonLab, ROOT, uniquePrefix } from '../src/lab/lab.js';
+import { inNs, removeNetns, stop } from './lab-util.js';
 import type { Row } from './table.js';
 
 const SERVICES = 50;
@@ -73,7 +74,7 @@ export async function benchCompose(opts: { seconds?: number } = {}): Promise<Row
     const ns = lab.prefix + 'b50-s1-1';
     const names = Array.from({ length: 10 }, (_, k) => `s${(k * 5 + 1) % SERVICES}`); // services sharing n1 with s1
     const client = (server: string, port: number) => {
-      const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, join(ROOT, 'bench', 'clients', 'dns-client.mjs'), server, String(port), String(seconds), ...names], {
+      const r = spawnSync(...inNs(ns, [process.execPath, join(ROOT, 'bench', 'clients', 'dns-client.mjs'), server, String(port), String(seconds), ...names]), {
         encoding: 'utf8',
         cwd: ROOT,
         timeout: (seconds + 10) * 1000,
@@ -82,7 +83,7 @@ export async function benchCompose(opts: { seconds?: number } = {}): Promise<Row
       if (j.answered < j.queries * 0.9) throw new Error(`dns client against ${server}: ${j.answered}/${j.queries} answered`);
       return j.qps as number;
     };
-    const anchorSrv = spawn('ip', ['netns', 'exec', ns, process.execPath, join(ROOT, 'bench', 'clients', 'dns-anchor.mjs'), '5300'], { stdio: ['ignore', 'pipe', 'ignore'], cwd: ROOT });
+    const anchorSrv = spawn(...inNs(ns, [process.execPath, join(ROOT, 'bench', 'clients', 'dns-anchor.mjs'), '5300']), { stdio: ['ignore', 'pipe', 'ignore'], cwd: ROOT });
     procs.push(anchorSrv);
     await new Promise<void>((r) => anchorSrv.stdout!.once('data', () => r()));
     client('127.0.0.11', 53); // warm-up
@@ -104,9 +105,9 @@ export async function benchCompose(opts: { seconds?: number } = {}): Promise<Row
       },
     ];
   } finally {
-    for (const p of procs) if (p.exitCode === null) p.kill('SIGTERM');
+    for (const p of procs) await stop(p);
     await lab.cleanup();
-    for (const n of listNetns().filter((x) => x.startsWith(prefix))) spawnSync('ip', ['netns', 'del', n]);
+    removeNetns(prefix);
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -9,9 +9,9 @@
  * unique prefix and is removed at the end, also on failure; every process
  * is stopped by its pid.
  */
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
-import { DaemonLab, listNetns, uniquePrefix } from '../src/lab/lab.js';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { DaemonLab, uniquePrefix } from '../src/lab/lab.js';
+import { addNs, floodPing, ip, iperf, pingTimes, poll, removeNetns, stop, summarize, type IperfResult, type Pair } from './lab-util.js';
 import { buildReference } from './reference.js';
 import type { Row } from './table.js';
 
@@ -28,63 +28,19 @@ export interface E2eOptions {
   rounds?: number;
 }
 
-interface Pair {
-  name: string;
-  client: string[];
-  server: string[];
-  serverIp: string;
-}
-
 type Setup = 'kernel' | 'cfwd' | 'usernet' | 'busy' | 'knat' | 'unat';
 const SETUPS: readonly Setup[] = ['kernel', 'cfwd', 'usernet', 'busy', 'knat', 'unat'];
 /** the busy-poll window of the second usernet daemon */
 const BUSY_POLL_MS = 10;
 
-function ip(...args: string[]): void {
-  execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+/** Start `lab`'s daemon with a bridge network `net`.0/24 and containers c1 and c2 (`net`.3) on it: the pair c1 → c2. */
+async function twoContainers(lab: DaemonLab, net: string, name: string): Promise<Pair> {
+  await lab.start();
+  lab.ok('network', 'create', '--subnet', `${net}.0/24`, 'bench');
+  lab.ok('run', '--name', 'c1', '--network', 'bench');
+  lab.ok('run', '--name', 'c2', '--network', 'bench');
+  return { name, client: lab.prefix + 'c1', server: lab.prefix + 'c2', serverIp: `${net}.3` };
 }
-
-const nsExec = (ns: string): string[] => ['ip', 'netns', 'exec', ns];
-
-async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (cond()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('timed out waiting');
-}
-
-/** iperf3 TCP client→server for `seconds`; returns Gbit/s received. */
-async function iperf(p: Pair, seconds: number): Promise<number> {
-  const server = spawn(p.server[0], [...p.server.slice(1), 'iperf3', '-s', '-1', '-p', '5201'], { stdio: 'ignore' });
-  try {
-    await new Promise((r) => setTimeout(r, 300));
-    const r = spawnSync(p.client[0], [...p.client.slice(1), 'iperf3', '-c', p.serverIp, '-p', '5201', '-t', String(seconds), '-J'], {
-      encoding: 'utf8',
-      timeout: (seconds + 20) * 1000,
-    });
-    const j = JSON.parse(r.stdout);
-    if (j.error) throw new Error(`iperf3 (${p.name}): ${j.error}`);
-    return j.end.sum_received.bits_per_second / 1e9;
-  } finally {
-    if (server.exitCode === null) server.kill('SIGTERM');
-  }
-}
-
-/** Per-reply RTTs in µs of `count` pings at 5 ms spacing. */
-function pingTimes(p: Pair, count: number): number[] {
-  const r = spawnSync(p.client[0], [...p.client.slice(1), 'ping', '-c', String(count), '-i', '0.005', '-W', '1', p.serverIp], { encoding: 'utf8' });
-  const times = [...r.stdout.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]) * 1000);
-  if (times.length < count * 0.9) throw new Error(`ping (${p.name}) lost replies: ${r.stdout.split('\n').slice(-3).join(' ')}`);
-  return times;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
-
 
 export async function benchE2e(opts: E2eOptions = {}): Promise<Row[]> {
   const seconds = opts.seconds ?? 5;
@@ -99,13 +55,12 @@ export async function benchE2e(opts: E2eOptions = {}): Promise<Row[]> {
   busyLab.daemonArgs = ['--busy-poll', String(BUSY_POLL_MS)];
   const mkns = (n: string) => {
     const name = prefix + n;
-    ip('netns', 'add', name);
-    ip('-n', name, 'link', 'set', 'lo', 'up');
+    addNs(name);
     return name;
   };
   const pairs = {} as Record<Setup, Pair>;
   const rtt: Record<Setup, number[]> = { kernel: [], cfwd: [], usernet: [], busy: [], knat: [], unat: [] };
-  const gbps: Record<Setup, number[]> = { kernel: [], cfwd: [], usernet: [], busy: [], knat: [], unat: [] };
+  const runs: Record<Setup, IperfResult[]> = { kernel: [], cfwd: [], usernet: [], busy: [], knat: [], unat: [] };
   try {
     // 1. kernel bridge over veth
     {
@@ -123,7 +78,7 @@ export async function benchE2e(opts: E2eOptions = {}): Promise<Row[]> {
         ip('-n', ns, 'addr', 'add', addr, 'dev', 'eth0');
         ip('-n', ns, 'link', 'set', 'eth0', 'up');
       }
-      pairs.kernel = { name: 'kernel bridge', client: nsExec(c1), server: nsExec(c2), serverIp: '10.123.0.2' };
+      pairs.kernel = { name: 'kernel bridge', client: c1, server: c2, serverIp: '10.123.0.2' };
     }
     // 2. the minimal C forwarder between two TAPs
     {
@@ -134,7 +89,7 @@ export async function benchE2e(opts: E2eOptions = {}): Promise<Row[]> {
       procs.push(p);
       let ready = false;
       p.stdout!.on('data', (d) => (ready ||= String(d).includes('ready')));
-      await waitFor(() => ready);
+      if (!(await poll(() => ready, 5000, 50))) throw new Error('timed out waiting');
       for (const [tap, ns, addr] of [
         ['tfa', c1, '10.124.0.1/24'],
         ['tfb', c2, '10.124.0.2/24'],
@@ -144,25 +99,12 @@ export async function benchE2e(opts: E2eOptions = {}): Promise<Row[]> {
         ip('-n', ns, 'addr', 'add', addr, 'dev', 'eth0');
         ip('-n', ns, 'link', 'set', 'eth0', 'up');
       }
-      pairs.cfwd = { name: 'C forwarder', client: nsExec(c1), server: nsExec(c2), serverIp: '10.124.0.2' };
+      pairs.cfwd = { name: 'C forwarder', client: c1, server: c2, serverIp: '10.124.0.2' };
     }
     // 3. usernet: a real daemon, two containers on one bridge network
-    {
-      await lab.start();
-      lab.ok('network', 'create', '--subnet', '10.125.0.0/24', 'bench');
-      lab.ok('run', '--name', 'c1', '--network', 'bench');
-      lab.ok('run', '--name', 'c2', '--network', 'bench');
-      pairs.usernet = { name: 'usernet', client: nsExec(lab.prefix + 'c1'), server: nsExec(lab.prefix + 'c2'), serverIp: '10.125.0.3' };
-    }
+    pairs.usernet = await twoContainers(lab, '10.125.0', 'usernet');
     // 4. usernet with adaptive busy-polling
-    {
-      await busyLab.start();
-      busyLab.ok('network', 'create', '--subnet', '10.126.0.0/24', 'bench');
-      busyLab.ok('run', '--name', 'c1', '--network', 'bench');
-      busyLab.ok('run', '--name', 'c2', '--network', 'bench');
-      pairs.busy = { name: 'usernet busy-poll', client: nsExec(busyLab.prefix + 'c1'), server: nsExec(busyLab.prefix + 'c2'), serverIp: '10.126.0.3' };
-    }
-    // warm-up, the same for all three: ARP caches, and usernet's JIT (a daemon that serves traffic is warm)
+    pairs.busy = await twoContainers(busyLab, '10.126.0', 'usernet busy-poll');
     // 5. kernel NAT: container → a router namespace doing nftables MASQUERADE → outside
     {
       const c = mkns('nc');
@@ -184,7 +126,7 @@ export async function benchE2e(opts: E2eOptions = {}): Promise<Row[]> {
       execFileSync('ip', ['netns', 'exec', r, 'nft', '-f', '-'], {
         input: 'table ip nat {\n chain post {\n  type nat hook postrouting priority 100;\n  oifname "up0" masquerade\n }\n}\n',
       });
-      pairs.knat = { name: 'kernel NAT', client: nsExec(c), server: nsExec(o), serverIp: '192.0.2.1' };
+      pairs.knat = { name: 'kernel NAT', client: c, server: o, serverIp: '192.0.2.1' };
     }
     // 6. usernet NAT: a container → usernet's masquerade → the uplink TAP, whose kernel side is in an outside namespace
     {
@@ -195,22 +137,22 @@ export async function benchE2e(opts: E2eOptions = {}): Promise<Row[]> {
       ip('-n', o, 'link', 'set', 'unup0', 'up');
       natLab.ok('network', 'create', '--subnet', '10.131.0.0/24', 'bench');
       natLab.ok('run', '--name', 'c1', '--network', 'bench');
-      pairs.unat = { name: 'usernet NAT', client: nsExec(natLab.prefix + 'c1'), server: nsExec(o), serverIp: '192.0.2.1' };
+      pairs.unat = { name: 'usernet NAT', client: natLab.prefix + 'c1', server: o, serverIp: '192.0.2.1' };
     }
-    for (const k of SETUPS) spawnSync(pairs[k].client[0], [...pairs[k].client.slice(1), 'ping', '-f', '-q', '-c', '20000', '-W', '1', pairs[k].serverIp]);
+    // warm-up, the same for all: ARP caches, and usernet's JIT (a daemon that serves traffic is warm)
+    for (const k of SETUPS) floodPing(pairs[k], 20000);
     for (let round = 0; round < rounds; round++) {
       for (const k of SETUPS) rtt[k].push(...pingTimes(pairs[k], Math.ceil(pings / rounds)));
-      for (const k of SETUPS) gbps[k].push(await iperf(pairs[k], seconds));
+      for (const k of SETUPS) runs[k].push(await iperf(pairs[k], seconds));
     }
   } finally {
-    for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGTERM');
+    for (const p of procs) await stop(p);
     await lab.cleanup();
     await busyLab.cleanup();
     await natLab.cleanup();
-    for (const ns of listNetns().filter((n) => n.startsWith(prefix))) spawnSync('ip', ['netns', 'del', ns]);
+    removeNetns(prefix);
   }
-  const g = (k: Setup) => median(gbps[k]);
-  const t = (k: Setup) => median(rtt[k]);
+  const { g, t } = summarize(runs, rtt);
   const tcp = `iperf3 TCP ${seconds}s ×${rounds} (median)`;
   const png = `ping RTT p50 (${pings} pings)`;
   return [

@@ -34,7 +34,9 @@ import { fileURLToPath } from 'node:url';
 import { FramePool } from '../src/dataplane/pool.js';
 import { Conntrack, KEY_STRIDE } from '../src/nat/conntrack.js';
 import { NatRewriter } from '../src/nat/nat.js';
+import { rng } from '../src/lab/rng.js';
 import { checksum, pseudoHeaderSum } from '../src/wire/checksum.js';
+import { isMain, printRows, round2 } from './lab-util.js';
 import { buildReference } from './reference.js';
 import type { Row } from './table.js';
 
@@ -56,19 +58,6 @@ const FRAME = 64;
 const SLOT = 128;
 const HEADROOM = 64;
 const UPLINK = 0xc0a80102; // 192.168.1.2
-
-
-/** mulberry32 returning the raw uint32 (the C anchor has the same, so both shuffle alike) */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
 
 /** Flow i: (src, sport, dst, dport, mapped port) — the C anchor builds the same. */
 function flowOf(i: number): [number, number, number, number, number] {
@@ -190,9 +179,10 @@ export function runCase(nFlows: number, seconds: number, bulk = true): CaseResul
   // one prepared frame per flow, flows in a random order
   const order = new Uint32Array(nFlows);
   for (let i = 0; i < nFlows; i++) order[i] = i;
-  const rnd = prng(SEED);
+  // mulberry32 (src/lab/rng.ts) as the raw uint32: the C anchor has the same, so both shuffle alike
+  const rnd = rng(SEED);
   for (let i = nFlows - 1; i > 0; i--) {
-    const j = rnd() % (i + 1);
+    const j = (rnd() * 2 ** 32) % (i + 1);
     const t = order[i];
     order[i] = order[j];
     order[j] = t;
@@ -319,20 +309,8 @@ export async function benchNat(opts: NatBenchOptions = {}): Promise<Row[]> {
   return rows;
 }
 
-function round2(x: number): number {
-  return Math.round(x * 100) / 100;
-}
-
 // run directly: node dist/bench/nat.js [seconds]   (--rss-probe: the memory child)
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+if (isMain(import.meta.url)) {
   if (process.argv[2] === '--rss-probe') rssProbe();
-  else {
-    benchNat({ seconds: Number(process.argv[2] ?? 1), verbose: true }).then(
-      (rows) => console.table(rows),
-      (e) => {
-        console.error(e);
-        process.exit(1);
-      },
-    );
-  }
+  else printRows(benchNat({ seconds: Number(process.argv[2] ?? 1), verbose: true }));
 }

@@ -57,8 +57,7 @@
  * failure (every namespace carries the lab's unique prefix; processes are
  * stopped by pid).
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { spawnSync } from 'node:child_process';
 import { FramePool } from '../src/dataplane/pool.js';
 import { Port } from '../src/dataplane/port.js';
 import type { Ring } from '../src/dataplane/ring.js';
@@ -67,6 +66,7 @@ import { isRoot } from '../src/lab/lab.js';
 import { KeyRing, randomKey, Sealer } from '../src/overlay/seal.js';
 import { Vtep } from '../src/overlay/vtep.js';
 import { checksum } from '../src/wire/checksum.js';
+import { ethtoolK, floodPing, inNs, ip, iperf, isMain, median, pingTimes, poll, printRows, quietNs, round2, summarize, type IperfResult, type Pair } from './lab-util.js';
 import { buildReference } from './reference.js';
 import type { Row } from './table.js';
 
@@ -303,15 +303,6 @@ function runAnchor(bin: string, mode: Mode, seconds: number): ChunkResult | stri
   return JSON.parse(r.stdout) as ChunkResult;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
-
-function round2(x: number): number {
-  return Math.round(x * 100) / 100;
-}
-
 function benchInProcess(seconds: number, reps: number, verbose: boolean): Row[] {
   const built = buildReference('cvxlan');
   const rows: Row[] = [];
@@ -365,64 +356,6 @@ function benchInProcess(seconds: number, reps: number, verbose: boolean): Row[] 
 
 // ───────────────────────────── end to end ─────────────────────────────
 
-interface Pair {
-  name: string;
-  client: string;
-  server: string;
-  serverIp: string;
-}
-
-function ip(...args: string[]): void {
-  execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-}
-
-const inNs = (ns: string, cmd: string[]): [string, string[]] => ['ip', ['netns', 'exec', ns, ...cmd]];
-
-async function sleep(ms: number): Promise<void> {
-  await new Promise((r) => setTimeout(r, ms));
-}
-
-async function poll(pred: () => boolean, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (pred()) return true;
-    await sleep(200);
-  }
-  return pred();
-}
-
-interface IperfResult {
-  gbps: number;
-  retransmits: number;
-}
-
-/** iperf3 TCP client → server for `seconds`. The server is stopped by its pid. */
-async function iperf(p: Pair, seconds: number): Promise<IperfResult> {
-  const server = spawn(...inNs(p.server, ['iperf3', '-s', '-1', '-p', '5201']), { stdio: 'ignore' });
-  try {
-    await sleep(300);
-    const r = spawnSync(...inNs(p.client, ['iperf3', '-c', p.serverIp, '-p', '5201', '-t', String(seconds), '-J']), { encoding: 'utf8', timeout: (seconds + 20) * 1000 });
-    let j: { error?: string; end?: { sum_received: { bits_per_second: number }; sum_sent: { retransmits?: number } } };
-    try {
-      j = JSON.parse(r.stdout);
-    } catch {
-      throw new Error(`iperf3 (${p.name}): ${r.error?.message ?? r.stderr}`);
-    }
-    if (j.error || !j.end) throw new Error(`iperf3 (${p.name}): ${j.error}`);
-    return { gbps: j.end.sum_received.bits_per_second / 1e9, retransmits: j.end.sum_sent.retransmits ?? 0 };
-  } finally {
-    if (server.exitCode === null && server.signalCode === null) server.kill('SIGTERM');
-  }
-}
-
-/** Per-reply RTTs in µs of `count` pings at 5 ms spacing. */
-function pingTimes(p: Pair, count: number): number[] {
-  const r = spawnSync(...inNs(p.client, ['ping', '-c', String(count), '-i', '0.005', '-W', '1', p.serverIp]), { encoding: 'utf8', timeout: 60_000 });
-  const t = [...(r.stdout ?? '').matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]) * 1000);
-  if (t.length < count * 0.9) throw new Error(`ping (${p.name}) lost replies: ${(r.stdout ?? '').split('\n').slice(-3).join(' ')}`);
-  return t;
-}
-
 const SETUPS = ['usernet', 'kernel', 'knogso'] as const;
 type Setup = (typeof SETUPS)[number];
 
@@ -434,9 +367,7 @@ type Setup = (typeof SETUPS)[number];
  */
 function kernelVtep(lab: ClusterLab, host: string, ctr: string, addr: string, remote: string, cidr: string, noGso: boolean): void {
   lab.addMember(host, addr);
-  ip('netns', 'add', ctr);
-  ip('-n', ctr, 'link', 'set', 'lo', 'up');
-  execFileSync('ip', ['netns', 'exec', ctr, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
+  quietNs(ctr);
   ip('-n', host, 'link', 'add', 'vx0', 'type', 'vxlan', 'id', String(VNI), 'dstport', String(UDP_PORT), 'local', addr, 'remote', remote, 'dev', 'ul0');
   ip('-n', host, 'link', 'add', 'br0', 'type', 'bridge');
   ip('-n', host, 'link', 'add', 'kv0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ctr);
@@ -446,7 +377,7 @@ function kernelVtep(lab: ClusterLab, host: string, ctr: string, addr: string, re
   ip('-n', ctr, 'link', 'set', 'eth0', 'mtu', '1450');
   ip('-n', ctr, 'addr', 'add', cidr, 'dev', 'eth0');
   ip('-n', ctr, 'link', 'set', 'eth0', 'up');
-  if (noGso) execFileSync('ip', ['netns', 'exec', ctr, 'ethtool', '-K', 'eth0', 'tso', 'off', 'gso', 'off'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  if (noGso) ethtoolK(ctr, 'eth0', 'tso', 'off', 'gso', 'off');
 }
 
 async function benchE2e(seconds: number, rounds: number, pings: number, verbose: boolean): Promise<Row[]> {
@@ -482,7 +413,7 @@ async function benchE2e(seconds: number, rounds: number, pings: number, verbose:
       const ok = () => spawnSync(...inNs(p.client, ['ping', '-c', '1', '-W', '1', p.serverIp])).status === 0;
       if (!(await poll(ok, 15_000))) throw new Error(`${p.name}: ${p.client} cannot reach ${p.serverIp}`);
       // the same warm-up for all: ARP/FDB, and usernet's JIT (a daemon that serves traffic is warm)
-      spawnSync(...inNs(p.client, ['ping', '-f', '-q', '-c', '5000', '-W', '1', p.serverIp]), { timeout: 60_000 });
+      floodPing(p, 5000, 60_000);
     }
     say('warm');
     for (let round = 0; round < rounds; round++) {
@@ -496,39 +427,12 @@ async function benchE2e(seconds: number, rounds: number, pings: number, verbose:
   } finally {
     await lab.cleanup();
   }
-  const g = (k: Setup) => median(runs[k].map((r) => r.gbps));
-  const t = (k: Setup) => median(rtt[k]);
-  const list = (k: Setup) => runs[k].map((r) => r.gbps.toFixed(2)).join('/');
-  const retr = (k: Setup) => runs[k].reduce((a, r) => a + r.retransmits, 0);
+  const { t, list, retr, tcpRow, rttRow } = summarize(runs, rtt);
   const tcp = `overlay iperf3 TCP ${seconds}s ×${rounds} (median), 2 hosts`;
   return [
-    {
-      name: tcp,
-      value: round2(g('usernet')),
-      unit: 'Gbit/s',
-      anchorName: 'kernel vxlan + bridge',
-      anchor: round2(g('kernel')),
-      ratio: g('usernet') / g('kernel'),
-      note: `rounds ${list('usernet')} (kernel ${list('kernel')}); retransmits ${retr('usernet')} (${retr('kernel')}); kernel has TSO/GSO end to end, usernet's TAPs none`,
-    },
-    {
-      name: tcp,
-      value: round2(g('usernet')),
-      unit: 'Gbit/s',
-      anchorName: 'kernel vxlan + bridge, no TSO/GSO',
-      anchor: round2(g('knogso')),
-      ratio: g('usernet') / g('knogso'),
-      note: `rounds ${list('knogso')}, retransmits ${retr('knogso')}; TSO/GSO off in the containers: MTU-sized packets through vxlan, as into usernet`,
-    },
-    {
-      name: `overlay ping RTT p50 (${pings} pings), 2 hosts`,
-      value: round2(t('usernet')),
-      unit: 'µs',
-      anchorName: 'kernel vxlan + bridge',
-      anchor: round2(t('kernel')),
-      ratio: t('usernet') / t('kernel'),
-      note: `added ${(t('usernet') - t('kernel')).toFixed(1)} µs (two usernet daemons on the path)`,
-    },
+    tcpRow(tcp, 'usernet', 'kernel', 'kernel vxlan + bridge', `rounds ${list('usernet')} (kernel ${list('kernel')}); retransmits ${retr('usernet')} (${retr('kernel')}); kernel has TSO/GSO end to end, usernet's TAPs none`),
+    tcpRow(tcp, 'usernet', 'knogso', 'kernel vxlan + bridge, no TSO/GSO', `rounds ${list('knogso')}, retransmits ${retr('knogso')}; TSO/GSO off in the containers: MTU-sized packets through vxlan, as into usernet`),
+    rttRow(`overlay ping RTT p50 (${pings} pings), 2 hosts`, 'usernet', 'kernel', 'kernel vxlan + bridge', `added ${(t('usernet') - t('kernel')).toFixed(1)} µs (two usernet daemons on the path)`),
   ];
 }
 
@@ -544,13 +448,7 @@ export async function benchOverlay(opts: OverlayBenchOptions = {}): Promise<Row[
 }
 
 // run directly: node dist/bench/overlay.js [seconds] [--no-e2e]
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+if (isMain(import.meta.url)) {
   const seconds = Number(process.argv.slice(2).find((a) => !a.startsWith('--')) ?? 1);
-  benchOverlay({ seconds, verbose: true, e2e: process.argv.includes('--no-e2e') ? false : undefined }).then(
-    (rows) => console.table(rows),
-    (e) => {
-      console.error(e);
-      process.exit(1);
-    },
-  );
+  printRows(benchOverlay({ seconds, verbose: true, e2e: process.argv.includes('--no-e2e') ? false : undefined }));
 }

@@ -43,13 +43,13 @@
  * also on failure; every process (daemons, receivers, iperf3, QEMU) is
  * stopped by its pid.
  */
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { DaemonLab, isRoot, listNetns } from '../src/lab/lab.js';
+import { DaemonLab, isRoot } from '../src/lab/lab.js';
 import { bootVm, buildInitramfs, ensureVmAssets, killVms, virtioNic, vmAssets, vmMarker, vmSupport, type BootResult } from '../src/lab/vm.js';
+import { ethtoolK, floodPing, inNs, ip, iperf, isMain, median, pingTimes, printRows, quietNs, removeNetns, round2, sleep, stop, summarize, type IperfResult, type Pair } from './lab-util.js';
 import type { Row } from './table.js';
 
 export interface ParentBenchOptions {
@@ -72,79 +72,12 @@ export interface ParentBenchOptions {
   vm?: boolean;
 }
 
-const ip = (...args: string[]): void => {
-  execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-};
-const inNs = (ns: string, cmd: string[]): [string, string[]] => ['ip', ['netns', 'exec', ns, ...cmd]];
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
-const round2 = (x: number) => Math.round(x * 100) / 100;
-
-/** Stop a child we started, by its pid (SIGTERM, then SIGKILL). */
-async function stop(p: ChildProcess): Promise<void> {
-  if (p.exitCode !== null || p.signalCode !== null) return;
-  const exited = new Promise<void>((r) => p.once('exit', () => r()));
-  p.kill('SIGTERM');
-  const t = setTimeout(() => p.kill('SIGKILL'), 3000);
-  await exited;
-  clearTimeout(t);
-}
-
-function quietNs(ns: string): void {
-  ip('netns', 'add', ns);
-  ip('-n', ns, 'link', 'set', 'lo', 'up');
-  execFileSync('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1']);
-}
-
 function offloads(ns: string, dev: string, on: boolean): void {
   const v = on ? 'on' : 'off';
-  execFileSync('ip', ['netns', 'exec', ns, 'ethtool', '-K', dev, 'tso', v, 'gso', v, 'gro', v], { stdio: ['ignore', 'ignore', 'pipe'] });
+  ethtoolK(ns, dev, 'tso', v, 'gso', v, 'gro', v);
 }
 
 // ───────────────────────────── 1. macvlan ─────────────────────────────
-
-interface Pair {
-  name: string;
-  client: string;
-  server: string;
-  serverIp: string;
-}
-
-interface IperfResult {
-  gbps: number;
-  retransmits: number;
-}
-
-/** iperf3 TCP client → server for `seconds`; the server is stopped by its pid. */
-async function iperf(p: Pair, seconds: number): Promise<IperfResult> {
-  const server = spawn(...inNs(p.server, ['iperf3', '-s', '-1', '-p', '5201']), { stdio: 'ignore' });
-  try {
-    await sleep(300);
-    const r = spawnSync(...inNs(p.client, ['iperf3', '-c', p.serverIp, '-p', '5201', '-t', String(seconds), '-J']), { encoding: 'utf8', timeout: (seconds + 20) * 1000 });
-    let j: { error?: string; end?: { sum_received: { bits_per_second: number }; sum_sent: { retransmits?: number } } };
-    try {
-      j = JSON.parse(r.stdout);
-    } catch {
-      throw new Error(`iperf3 (${p.name}): ${r.error?.message ?? r.stderr}`);
-    }
-    if (j.error || !j.end) throw new Error(`iperf3 (${p.name}): ${j.error}`);
-    return { gbps: j.end.sum_received.bits_per_second / 1e9, retransmits: j.end.sum_sent.retransmits ?? 0 };
-  } finally {
-    await stop(server);
-  }
-}
-
-/** Per-reply RTTs in µs of `count` pings at 5 ms spacing. */
-function pingTimes(p: Pair, count: number): number[] {
-  const r = spawnSync(...inNs(p.client, ['ping', '-c', String(count), '-i', '0.005', '-W', '1', p.serverIp]), { encoding: 'utf8', timeout: 60_000 });
-  const t = [...(r.stdout ?? '').matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]) * 1000);
-  if (t.length < count * 0.9) throw new Error(`ping (${p.name}) lost replies: ${(r.stdout ?? '').split('\n').slice(-3).join(' ')}`);
-  return t;
-}
 
 const MV_SETUPS = ['usernet', 'kernel', 'kernelTso'] as const;
 type MvSetup = (typeof MV_SETUPS)[number];
@@ -181,7 +114,7 @@ async function benchMacvlan(seconds: number, rounds: number, pings: number, say:
     for (const k of ['usernet', 'kernel'] as const) {
       const p = pairs[k];
       if (spawnSync(...inNs(p.client, ['ping', '-c', '3', '-i', '0.2', '-W', '1', p.serverIp])).status !== 0) throw new Error(`${p.name}: cannot reach the lan host`);
-      spawnSync(...inNs(p.client, ['ping', '-f', '-q', '-c', '5000', '-W', '1', p.serverIp]), { timeout: 60_000 });
+      floodPing(p, 5000, 60_000);
     }
     say('macvlan: warm');
     for (let round = 0; round < rounds; round++) {
@@ -205,39 +138,13 @@ async function benchMacvlan(seconds: number, rounds: number, pings: number, say:
   } finally {
     await d.cleanup();
   }
-  const g = (k: MvSetup) => median(runs[k].map((r) => r.gbps));
-  const t = (k: MvSetup) => median(rtt[k]);
-  const list = (k: MvSetup) => runs[k].map((r) => r.gbps.toFixed(2)).join('/');
-  const retr = (k: MvSetup) => runs[k].reduce((a, r) => a + r.retransmits, 0);
+  const { t, list, retr, tcpRow, rttRow } = summarize(runs, rtt);
   const tcp = `macvlan iperf3 TCP ${seconds}s ×${rounds} (median), endpoint → lan host`;
+  const fair = 'kernel macvlan, same veth (offloads off)';
   return [
-    {
-      name: tcp,
-      value: round2(g('usernet')),
-      unit: 'Gbit/s',
-      anchorName: 'kernel macvlan, same veth (offloads off)',
-      anchor: round2(g('kernel')),
-      ratio: g('usernet') / g('kernel'),
-      note: `rounds ${list('usernet')} (kernel ${list('kernel')}); retransmits ${retr('usernet')} (${retr('kernel')}); fair anchor: TSO/GSO/GRO off on the shared veth, as usernet's AF_PACKET parent needs`,
-    },
-    {
-      name: tcp,
-      value: round2(g('usernet')),
-      unit: 'Gbit/s',
-      anchorName: 'kernel macvlan, offloads on',
-      anchor: round2(g('kernelTso')),
-      ratio: g('usernet') / g('kernelTso'),
-      note: `rounds ${list('kernelTso')}; TSO/GSO/GRO on on the veth (kernel default): super-frames, not like for like`,
-    },
-    {
-      name: `macvlan ping RTT p50 (${pings} pings), endpoint → lan host`,
-      value: round2(t('usernet')),
-      unit: 'µs',
-      anchorName: 'kernel macvlan, same veth (offloads off)',
-      anchor: round2(t('kernel')),
-      ratio: t('usernet') / t('kernel'),
-      note: `added ${(t('usernet') - t('kernel')).toFixed(1)} µs`,
-    },
+    tcpRow(tcp, 'usernet', 'kernel', fair, `rounds ${list('usernet')} (kernel ${list('kernel')}); retransmits ${retr('usernet')} (${retr('kernel')}); fair anchor: TSO/GSO/GRO off on the shared veth, as usernet's AF_PACKET parent needs`),
+    tcpRow(tcp, 'usernet', 'kernelTso', 'kernel macvlan, offloads on', `rounds ${list('kernelTso')}; TSO/GSO/GRO on on the veth (kernel default): super-frames, not like for like`),
+    rttRow(`macvlan ping RTT p50 (${pings} pings), endpoint → lan host`, 'usernet', 'kernel', fair, `added ${(t('usernet') - t('kernel')).toFixed(1)} µs`),
   ];
 }
 
@@ -481,7 +388,7 @@ async function benchVm(seconds: number, warm: number, rounds: number, say: (s: s
     killVms();
     for (const r of Object.values(receivers)) await stop(r.proc);
     await v.cleanup();
-    for (const ns of listNetns().filter((n) => n.startsWith(v.prefix))) spawnSync('ip', ['netns', 'del', ns]);
+    removeNetns(v.prefix);
     rmSync(tmp, { recursive: true, force: true });
   }
   const m = (k: VmSetup) => median(mbps[k]);
@@ -511,15 +418,9 @@ export async function benchParent(opts: ParentBenchOptions = {}): Promise<Row[]>
 }
 
 // run directly: node dist/bench/parent.js [--quick] [--no-macvlan] [--no-vm]
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+if (isMain(import.meta.url)) {
   const a = process.argv.slice(2);
   const quick = a.includes('--quick');
   const sizes = quick ? { seconds: 1, rounds: 2, pings: 200, vmSeconds: 1, vmWarm: 0.5, vmRounds: 2 } : {};
-  benchParent({ ...sizes, verbose: true, macvlan: !a.includes('--no-macvlan'), vm: !a.includes('--no-vm') }).then(
-    (rows) => console.table(rows),
-    (e) => {
-      console.error(e);
-      process.exit(1);
-    },
-  );
+  printRows(benchParent({ ...sizes, verbose: true, macvlan: !a.includes('--no-macvlan'), vm: !a.includes('--no-vm') }));
 }

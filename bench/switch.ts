@@ -21,10 +21,10 @@
  * JSON). Rows carry anchor (C Mpps) and ratio (ours / C).
  */
 import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { FramePool } from '../src/dataplane/pool.js';
 import { Port } from '../src/dataplane/port.js';
 import { LearningSwitch } from '../src/switch/learning-switch.js';
+import { isMain, printRows, round2 } from './lab-util.js';
 import { buildReference } from './reference.js';
 import type { Row } from './table.js';
 
@@ -210,18 +210,5 @@ export async function benchSwitch(opts: SwitchBenchOptions = {}): Promise<Row[]>
   return rows;
 }
 
-function round2(x: number): number {
-  return Math.round(x * 100) / 100;
-}
-
 // run directly: node dist/bench/switch.js [seconds]
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const seconds = Number(process.argv[2] ?? 1);
-  benchSwitch({ seconds, verbose: true }).then(
-    (rows) => console.table(rows),
-    (e) => {
-      console.error(e);
-      process.exit(1);
-    },
-  );
-}
+if (isMain(import.meta.url)) printRows(benchSwitch({ seconds: Number(process.argv[2] ?? 1), verbose: true }));
