@@ -11,21 +11,8 @@ import { dirname, join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { formatConntrack } from '../nat/conntrack.js';
 import { macToNumber, parseIp } from '../services/ipam.js';
-import { inspectContainer, inspectNetwork, networkLsTable, psTable } from './format.js';
-import {
-  formatPortBinding,
-  HOST_MODE_PORTS_WARNING,
-  networkIcc,
-  networkMtu,
-  networkPrefixLen,
-  outboundEndpoint,
-  parsePublish,
-  State,
-  type Container,
-  type Network,
-  type PortBinding,
-} from './model.js';
-import { Runtime, type AttachSpec } from './runtime.js';
+import { networkIcc, networkMtu, networkPrefixLen, outboundEndpoint, State, type Container, type Network, type PortBinding } from './model.js';
+import { Runtime } from './runtime.js';
 import { AttachmentStore, writeJsonAtomic } from './attachments.js';
 import { serveCapture } from './capture.js';
 import { HttpError } from './http-error.js';
@@ -34,8 +21,11 @@ import type { ComposePlan } from './compose.js';
 import { composeDown, composeUp } from './compose-apply.js';
 import { collectStats, statsTable, type StatsReport } from './stats.js';
 import { parseUplink } from './uplink.js';
-import { AddressConflict, OverlayControl } from './overlay-control.js';
+import { OverlayControl } from './overlay-control.js';
 import { networkMode, parseParent } from './parent-options.js';
+import { connectNetwork, createNetwork, disconnectNetwork, inspectNet, listNetworks, pruneNetworks, removeNetwork } from './api-networks.js';
+import { containerPorts, createContainer, inspectCtr, listContainers, removeContainer } from './api-containers.js';
+import { attach, detach, listAttachments } from './api-attachments.js';
 
 /** drivers this daemon builds */
 const STATE_OPTS = { supportedDrivers: ['bridge', 'overlay', 'macvlan', 'ipvlan'] as const };
@@ -58,6 +48,8 @@ export interface DaemonOptions {
   clusterTtl?: number;
 }
 
+/** A request's JSON body (an object, else the request fails with 400). */
+export type RequestBody = Record<string, any>;
 
 export class Daemon {
   readonly state: State;
@@ -107,7 +99,7 @@ export class Daemon {
   }
 
   /** Runs mutating operations one at a time. */
-  private serial<T>(fn: () => Promise<T>): Promise<T> {
+  serial<T>(fn: () => Promise<T>): Promise<T> {
     const next = this.queue.then(fn, fn);
     this.queue = next.catch(() => undefined);
     return next;
@@ -119,7 +111,7 @@ export class Daemon {
     this.attachments.save();
   }
 
-  private netnsName(c: Container): string | null {
+  netnsName(c: Container): string | null {
     if (c.networkMode === 'container') {
       const t = this.state.lookupContainer(c.sharesWith!);
       return t ? this.netnsName(t) : null;
@@ -170,7 +162,7 @@ export class Daemon {
   }
 
   /** The egress route: the first non-internal network in lexical order of name. */
-  private async routeContainer(c: Container): Promise<void> {
+  async routeContainer(c: Container): Promise<void> {
     const ep = outboundEndpoint(c, (id) => this.state.networkById(id));
     if (ep) await this.runtime.setDefaultRoute(c.id, this.state.findNetwork(ep.networkId).gateway!, ep.ifname);
     else await this.runtime.setDefaultRoute(c.id, null);
@@ -302,7 +294,7 @@ export class Daemon {
     this.log.info('usernet daemon stopped; every namespace and TAP it made is removed');
   }
 
-  private async body(req: http.IncomingMessage): Promise<Record<string, any>> {
+  private async body(req: http.IncomingMessage): Promise<RequestBody> {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     if (!chunks.length) return {};
@@ -334,230 +326,70 @@ export class Daemon {
     }
   }
 
+  /** The API: one line per endpoint; mutating operations run one at a time (serial()). */
   private async route(method: string, p: string[], url: URL, req: http.IncomingMessage): Promise<unknown> {
     const table = url.searchParams.get('format') === 'table';
     const key = `${method} ${p[0] ?? ''}${p.length > 1 ? '/:x' : ''}${p.length > 2 ? '/' + p[2] : ''}`;
     switch (key) {
       case 'GET info':
         return { pid: process.pid, socket: this.opts.socket, netnsPrefix: this.opts.netnsPrefix };
-      case 'GET networks': {
-        const nets = this.state.networks();
-        return table ? { table: networkLsTable(nets), ids: nets.map((n) => n.id) } : nets.map((n) => this.inspectNet(n));
-      }
+      case 'GET networks':
+        return listNetworks(this, table);
       case 'POST networks': {
         const b = await this.body(req);
-        return this.serial(async () => {
-          const spec = {
-            name: b.name,
-            driver: b.driver,
-            subnet: b.subnet,
-            gateway: b.gateway,
-            ipRange: b.ipRange,
-            internal: !!b.internal,
-            attachable: !!b.attachable,
-            options: b.options ?? {},
-            labels: b.labels ?? {},
-          };
-          const overlay = b.driver === 'overlay' && this.overlay;
-          const n = overlay ? await overlay.createNetwork(spec) : this.state.createNetwork(spec);
-          try {
-            await this.bringUpNetwork(n);
-          } catch (e) {
-            this.runtime.removeNetwork(n.id, n.subnet ?? undefined);
-            this.state.removeNetwork(n.id);
-            if (overlay) await overlay.removeNetwork(n).catch(() => undefined);
-            throw e;
-          }
-          this.persist();
-          this.log.info({ network: n.name, subnet: n.subnet }, 'network created');
-          return this.inspectNet(n);
-        });
+        return this.serial(() => createNetwork(this, b));
       }
       case 'GET networks/:x':
-        return this.inspectNet(this.state.findNetwork(p[1]));
+        return inspectNet(this, this.state.findNetwork(p[1]));
       case 'DELETE networks/:x':
-        return this.serial(async () => {
-          const before = this.state.toJSON();
-          const n = this.state.removeNetwork(p[1]);
-          try {
-            await this.overlay?.removeNetwork(n);
-          } catch (e) {
-            this.state.restore(before);
-            throw e;
-          }
-          this.runtime.removeNetwork(n.id, n.subnet ?? undefined);
-          this.persist();
-          return { removed: n.name };
-        });
+        return this.serial(() => removeNetwork(this, p[1]));
       case 'POST networks/:x':
         if (p[1] !== 'prune') break;
-        return this.serial(async () => {
-          const before = this.state.toJSON();
-          const pruned = this.state.prune();
-          const removed: Network[] = [];
-          const kept = new Set<string>();
-          for (const n of pruned) {
-            try {
-              await this.overlay?.removeNetwork(n);
-              removed.push(n);
-            } catch {
-              kept.add(n.id); // in use on another host
-            }
-          }
-          if (kept.size) {
-            this.state.restore(before);
-            for (const n of removed) this.state.removeNetwork(n.id);
-          }
-          for (const n of removed) this.runtime.removeNetwork(n.id, n.subnet ?? undefined);
-          this.persist();
-          return { removed: removed.map((n) => n.name) };
-        });
+        return this.serial(() => pruneNetworks(this));
       case 'POST networks/:x/connect': {
         const b = await this.body(req);
-        return this.serial(async () => {
-          const before = this.state.toJSON();
-          let att: ReturnType<State['connect']>;
-          for (let attempt = 0; ; attempt++) {
-            att = this.state.connect(p[1], String(b.container ?? ''), { ip: b.ip, aliases: b.aliases ?? [] });
-            try {
-              await this.overlay?.register(att.container, [att.endpoint]);
-              break;
-            } catch (e) {
-              this.state.restore(before);
-              if (e instanceof AddressConflict && !b.ip && attempt < 8) continue;
-              throw e;
-            }
-          }
-          const { container: c, endpoint: ep, network: n } = att;
-          try {
-            await this.runtime.plug(c.id, n.id, { ifname: ep.ifname, mac: ep.mac, cidr: `${ep.ip}/${networkPrefixLen(n)}` });
-            await this.routeContainer(c);
-          } catch (e) {
-            this.runtime.unplug(c.id, n.id);
-            await this.overlay?.unregister(c, [ep]);
-            this.state.restore(before);
-            throw e;
-          }
-          this.persist();
-          return { connected: n.name };
-        });
+        return this.serial(() => connectNetwork(this, p[1], b));
       }
       case 'POST networks/:x/disconnect': {
         const b = await this.body(req);
-        return this.serial(async () => {
-          const { container: c, network: n, endpoint: ep } = this.state.disconnect(p[1], String(b.container ?? ''));
-          this.runtime.unplug(c.id, n.id);
-          await this.overlay?.unregister(c, [ep]);
-          await this.routeContainer(c);
-          this.persist();
-          return { disconnected: n.name };
-        });
+        return this.serial(() => disconnectNetwork(this, p[1], b));
       }
-      case 'GET containers': {
-        const cs = this.state.containers();
-        return table ? { table: psTable(cs), ids: cs.map((c) => c.id) } : cs.map((c) => this.inspectCtr(c));
-      }
+      case 'GET containers':
+        return listContainers(this, table);
       case 'POST containers': {
         const b = await this.body(req);
-        return this.serial(async () => {
-          const warnings: string[] = [];
-          const publish: string[] = Array.isArray(b.publish) ? b.publish : [];
-          const ports = publish.map((spec) => parsePublish(String(spec)));
-          const mode = b.network === 'host' || b.network === 'none';
-          if (ports.length && mode) warnings.push(b.network === 'host' ? HOST_MODE_PORTS_WARNING : 'Published ports are discarded when using none network mode');
-          let c: Container;
-          // another host may claim the address we picked first (overlay): pick again, a few times
-          for (let attempt = 0; ; attempt++) {
-            c = this.state.createContainer({
-              name: b.name,
-              network: b.network ?? 'bridge',
-              ip: b.ip,
-              aliases: b.aliases ?? [],
-              hostname: b.hostname,
-              mac: b.mac,
-              ports: mode ? [] : ports,
-            });
-            try {
-              await this.bringUpContainer(c);
-              break;
-            } catch (e) {
-              this.state.removeContainer(c.id);
-              if (e instanceof AddressConflict && !b.ip && attempt < 8) continue;
-              throw e;
-            }
-          }
-          this.persist();
-          this.log.info({ container: c.name }, 'container created');
-          return { Id: c.id, Warnings: warnings };
-        });
+        return this.serial(() => createContainer(this, b));
       }
       case 'GET containers/:x':
-        return this.inspectCtr(this.state.findContainer(p[1]));
+        return inspectCtr(this, this.state.findContainer(p[1]));
       case 'DELETE containers/:x':
-        return this.serial(async () => {
-          const c = this.state.findContainer(p[1]);
-          await this.bringDownContainer(c);
-          this.state.removeContainer(c.id);
-          this.persist();
-          return { removed: c.name };
-        });
+        return this.serial(() => removeContainer(this, p[1]));
       case 'POST compose/:x': {
         const b = await this.body(req);
         if (p[1] === 'up') return this.serial(() => composeUp(this, b.plan as ComposePlan));
         if (p[1] === 'down') return this.serial(() => composeDown(this, String(b.project ?? ''), b.plan as ComposePlan | undefined));
         break;
       }
-      case 'GET containers/:x/port': {
-        const c = this.state.findContainer(p[1]);
-        return { lines: c.ports.map((b) => `${b.containerPort}/${b.proto} -> ${b.hostIp}:${b.hostPort}`), bindings: c.ports.map(formatPortBinding) };
-      }
+      case 'GET containers/:x/port':
+        return containerPorts(this, p[1]);
       case 'GET conntrack': {
         const flows = this.runtime.conntrack.list(this.runtime.engine.clock());
         return { flows, text: formatConntrack(flows) };
       }
       case 'GET attachments':
-        return this.attachments.list.map((a) => this.attachments.view(a));
+        return listAttachments(this);
       case 'POST attachments': {
         const b = await this.body(req);
-        return this.serial(async () => {
-          const given = (['tap', 'qemuStream', 'qemuDgram', 'iface'] as const).filter((k) => typeof b[k] === 'string' && b[k] !== '');
-          if (given.length !== 1) throw new Error('give exactly one of --tap IFNAME, --qemu-stream PATH, --qemu-dgram PATH, --iface IFNAME');
-          const k = given[0];
-          const v = String(b[k]);
-          const spec: AttachSpec =
-            k === 'tap' ? { kind: 'tap', ifname: v } : k === 'iface' ? { kind: 'iface', ifname: v } : k === 'qemuStream' ? { kind: 'qemu-stream', path: v } : { kind: 'qemu-dgram', path: v };
-          const a = await this.attachments.attach(String(b.name ?? ''), String(b.network ?? ''), spec);
-          this.persist();
-          return this.attachments.view(a);
-        });
+        return this.serial(() => attach(this, b));
       }
       case 'DELETE attachments/:x':
-        return this.serial(async () => {
-          const a = this.attachments.detach(p[1]);
-          this.persist();
-          return { detached: a.name };
-        });
+        return this.serial(() => detach(this, p[1]));
       case 'GET stats': {
         const report = this.stats();
         return table ? { table: statsTable(report) } : report;
       }
     }
     throw new HttpError(404, `no such endpoint: ${method} ${url.pathname}`);
-  }
-
-  private inspectNet(n: Network): unknown {
-    const out = inspectNetwork(n, this.state.containers()) as unknown as Record<string, unknown>;
-    if (n.driver === 'overlay' && this.overlay) {
-      out.Overlay = this.overlay.describe(n);
-      // endpoints on other hosts, as `docker network inspect` lists them on a swarm network
-      const remote = this.overlay.remoteContainers().filter((c) => c.endpoints.some((e) => e.networkId === n.id));
-      if (remote.length) out.Peers = remote.map((c) => ({ Name: c.name, IP: c.endpoints.find((e) => e.networkId === n.id)!.ip }));
-    }
-    return out;
-  }
-
-  private inspectCtr(c: Container): unknown {
-    return { ...(inspectContainer(c, this.state) as object), Netns: this.netnsName(c), DaemonPid: process.pid };
   }
 
   stats(): StatsReport {
