@@ -216,13 +216,11 @@ export class OverlayControl {
   async reconcile(): Promise<void> {
     const cl = this.cluster;
     if (!cl) return;
-    let changed = false;
     for (const rec of cl.networks.values()) {
       if (this.d.state.networkById(rec.network.id)) continue;
       try {
         const n = this.d.state.adoptNetwork({ ...rec.network, scope: 'swarm' });
         await this.d.bringUpNetwork(n);
-        changed = true;
         this.d.log.info({ network: n.name, vni: rec.vni }, 'overlay network from the cluster');
       } catch (e) {
         this.d.log.error({ network: rec.network.name, err: (e as Error).message }, 'cannot take the cluster network here');
@@ -233,8 +231,7 @@ export class OverlayControl {
         if (n.scope !== 'swarm' || cl.networks.has(n.id)) continue;
         if (this.d.state.forgetNetwork(n.id)) {
           this.d.runtime.removeNetwork(n.id, n.subnet ?? undefined);
-          changed = true;
-          this.d.log.info({ network: n.name }, 'overlay network removed by another host');
+            this.d.log.info({ network: n.name }, 'overlay network removed by another host');
         }
       }
     }
@@ -253,8 +250,7 @@ export class OverlayControl {
       }
     }
     for (const n of this.d.state.networks()) if (n.driver === 'overlay') this.program(n);
-    if (changed) this.d.persist();
-    else this.d.persist(); // the DNS table follows remote endpoints too
+    this.d.persist(); // always: the DNS table follows remote endpoints too
   }
 
   private program(n: Network): void {

@@ -15,10 +15,9 @@ import { isIp, parseIp } from '../services/ipam.js';
 import { VNI_MAX, VXLAN_PORT } from '../wire/vxlan.js';
 import { MTU_OPTION, type Network } from './records.js';
 
+export { isEncrypted } from './records.js';
+
 export const VNI_OPTION = 'com.docker.network.driver.overlay.vxlanid_list';
-export const OVERLAY_MTU = 1450;
-/** AES-GCM header and tag (docs/overlay-encryption.md) */
-export const ENCRYPTION_OVERHEAD = 32;
 export const FIRST_VNI = 4096;
 export const DEFAULT_KEY_ROTATION_S = 43200;
 const KNOWN = new Set(['vni', 'vxlan_port', 'peers', 'encrypted', 'key_rotation', MTU_OPTION, VNI_OPTION]);
@@ -49,11 +48,6 @@ export function validateOverlayOptions(opts: Record<string, string>): void {
   }
 }
 
-export function isEncrypted(n: Network): boolean {
-  const v = n.options.encrypted;
-  return v !== undefined && v !== 'false';
-}
-
 export function overlayVni(n: Network): number {
   return Number(n.options[VNI_OPTION] ?? n.options.vni ?? 0);
 }
@@ -68,12 +62,6 @@ export function overlayPeers(n: Network): number[] {
     .map((s) => s.trim())
     .filter((s) => s !== '')
     .map((s) => parseIp(s));
-}
-
-export function overlayMtu(n: Network): number {
-  const v = n.options[MTU_OPTION];
-  if (v !== undefined) return Number(v);
-  return isEncrypted(n) ? OVERLAY_MTU - ENCRYPTION_OVERHEAD : OVERLAY_MTU;
 }
 
 export function keyRotationMs(n: Network): number {

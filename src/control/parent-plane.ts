@@ -27,7 +27,7 @@ export class ParentPlane {
     private readonly log: Logger,
   ) {}
 
-  /** The parent's MAC (opening the interface if no network uses it yet). */
+  /** A network on its parent interface (opened when no network uses it yet); one network per parent and VLAN. */
   add(spec: Omit<ParentSpec, 'parentMac'>): ParentNetwork {
     const existing = this.nets.get(spec.id);
     if (existing) return existing;

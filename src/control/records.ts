@@ -4,6 +4,8 @@
  * one record at a time (names, hostnames, aliases, options, -p specs).
  * State (model.ts) combines them; state-file.ts checks a stored copy.
  */
+import { ENCRYPTED_OVERLAY_MTU } from '../overlay/seal.js';
+import { VXLAN_OVERHEAD } from '../wire/vxlan.js';
 import { randomBytes } from 'node:crypto';
 import {
   type IpamConfig,
@@ -186,8 +188,14 @@ export function networkPrefixLen(n: Network): number {
 export function networkMtu(n: Network): number {
   const v = n.options[MTU_OPTION];
   if (v !== undefined) return Number(v);
-  if (n.driver === 'overlay') return n.options.encrypted !== undefined && n.options.encrypted !== 'false' ? 1418 : 1450;
+  if (n.driver === 'overlay') return isEncrypted(n) ? ENCRYPTED_OVERLAY_MTU : DEFAULT_MTU - VXLAN_OVERHEAD;
   return DEFAULT_MTU;
+}
+
+/** An overlay network with `-o encrypted` (AES-GCM between daemons). */
+export function isEncrypted(n: Network): boolean {
+  const v = n.options.encrypted;
+  return v !== undefined && v !== 'false';
 }
 
 /** Inter-container communication allowed (enable_icc is not "false"). */

@@ -54,7 +54,7 @@ import {
   VXLAN_FLAG_ENCRYPTED,
   VXLAN_FLAG_I,
   flowSourcePortView,
-  writeOuterIpv4Udp,
+  writeOuterIpv4UdpView,
 } from '../wire/vxlan.js';
 import { type KeyRing, Opener, Sealer } from './seal.js';
 
@@ -455,64 +455,43 @@ export class Vtep implements Element {
   /** Encapsulate h (an inner frame) to `dst` and queue it on the tunnel. */
   private send(net: Net, h: number, dst: number, now: number): void {
     const pool = this.pool;
-    const b = pool.bytes;
-    const sport = flowSourcePortView(pool.view, pool.offsets[h], pool.lengths[h], this.seed);
+    const offsets = pool.offsets;
+    const lengths = pool.lengths;
+    const view = pool.view;
+    const sport = flowSourcePortView(view, offsets[h], lengths[h], this.seed);
     if (net.sealer === null) {
-      // the plain path, inlined: 36 bytes of headers in front of the frame with word stores
-      const offsets = pool.offsets;
-      const lengths = pool.lengths;
-      const len = lengths[h];
-      const o = offsets[h] - 36;
-      if (o < h * pool.slotSize) {
+      // plain VXLAN header (flags 0x08, VNI) in front of the frame
+      const o = offsets[h] - VXLAN.HLEN;
+      if (o - OUTER_IP_UDP_LEN < h * pool.slotSize) {
         this.drop(net.port.counters, h, MALFORMED);
         return;
       }
-      const view = pool.view;
-      const total = len + 36;
-      const id = (this.ipId = (this.ipId + 1) & 0xffff);
-      const src = this.localIp;
-      let sum = 0x4500 + total + id + 0x4000 + 0x4011 + (src >>> 16) + (src & 0xffff) + (dst >>> 16) + (dst & 0xffff);
-      sum = (sum & 0xffff) + (sum >>> 16);
-      sum = (sum & 0xffff) + (sum >>> 16);
-      view.setInt32(o, 0x45000000 | total);
-      view.setInt32(o + 4, (id << 16) | 0x4000);
-      view.setInt32(o + 8, 0x40110000 | (~sum & 0xffff));
-      view.setInt32(o + 12, src | 0);
-      view.setInt32(o + 16, dst | 0);
-      view.setInt32(o + 20, (sport << 16) | this.udpPort);
-      view.setInt32(o + 24, (len + 16) << 16);
-      view.setInt32(o + 28, VXLAN_FLAG_I << 24);
-      view.setInt32(o + 32, net.vni << 8);
+      view.setInt32(o, VXLAN_FLAG_I << 24);
+      view.setInt32(o + 4, net.vni << 8);
       offsets[h] = o;
-      lengths[h] = total;
-      const tc = this.tunnel.counters;
-      if (!this.tunnel.tx.push(h)) {
-        this.drop(tc, h, RING_FULL);
-        return;
-      }
-      tc.txPackets++;
-      tc.txBytes += total;
-      return;
-    }
-    // encrypted: the sealer writes the VXLAN + encryption header and the tag; then the outer headers
-    if (!net.sealer.seal(pool, h, net.vni, net.cfg.sendKeys ?? net.cfg.keys!, this.localIp, now)) {
+      lengths[h] += VXLAN.HLEN;
+    } else if (!net.sealer.seal(pool, h, net.vni, net.cfg.sendKeys ?? net.cfg.keys!, this.localIp, now)) {
+      // encrypted: the sealer writes the VXLAN + encryption header and the tag
       this.drop(net.port.counters, h, UNSUPPORTED);
       return;
     }
-    const payload = pool.lengths[h];
-    if (!pool.prepend(h, OUTER_IP_UDP_LEN)) {
+    const payload = lengths[h];
+    const o = offsets[h] - OUTER_IP_UDP_LEN;
+    if (o < h * pool.slotSize) {
       this.drop(net.port.counters, h, MALFORMED);
       return;
     }
     this.ipId = (this.ipId + 1) & 0xffff;
-    writeOuterIpv4Udp(b, pool.offsets[h], this.localIp, dst, sport, this.udpPort, payload, this.ipId);
+    writeOuterIpv4UdpView(view, o, this.localIp, dst, sport, this.udpPort, payload, this.ipId);
+    offsets[h] = o;
+    lengths[h] = payload + OUTER_IP_UDP_LEN;
     const tc = this.tunnel.counters;
     if (!this.tunnel.tx.push(h)) {
       this.drop(tc, h, RING_FULL);
       return;
     }
     tc.txPackets++;
-    tc.txBytes += pool.lengths[h];
+    tc.txBytes += payload + OUTER_IP_UDP_LEN;
   }
 
   private drop(c: Port['counters'], h: number, reason: number): void {

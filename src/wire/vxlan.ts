@@ -16,8 +16,7 @@
  * Hot helpers work on (bytes, offset) and allocate nothing; VxlanRepr is the
  * cold parse/emit pair for tests.
  */
-import { u16, u32, w16, w32 } from './bytes.js';
-import { checksum } from './checksum.js';
+import { u16, u32, w32 } from './bytes.js';
 
 export const VXLAN = { FLAGS: 0, VNI: 4, HLEN: 8 } as const;
 export const VXLAN_FLAG_I = 0x08;
@@ -43,7 +42,34 @@ export function writeVxlanHeader(b: Uint8Array, o: number, vni: number, flags = 
 /**
  * Outer IPv4 (DF, TTL 64, UDP, header checksum) and UDP (checksum 0) at `o`;
  * `payloadLen` is what follows the UDP header (VXLAN header included).
+ * Word stores and a checksum summed from the fields (nothing is read back):
+ * this is the encapsulation hot path.
  */
+export function writeOuterIpv4UdpView(
+  v: DataView,
+  o: number,
+  src: number,
+  dst: number,
+  srcPort: number,
+  dstPort: number,
+  payloadLen: number,
+  id: number,
+): void {
+  const total = OUTER_IP_UDP_LEN + payloadLen;
+  id &= 0xffff;
+  let sum = 0x4500 + total + id + 0x4000 + 0x4011 + (src >>> 16) + (src & 0xffff) + (dst >>> 16) + (dst & 0xffff);
+  sum = (sum & 0xffff) + (sum >>> 16);
+  sum = (sum & 0xffff) + (sum >>> 16);
+  v.setInt32(o, 0x45000000 | total);
+  v.setInt32(o + 4, (id << 16) | 0x4000);
+  v.setInt32(o + 8, 0x40110000 | (~sum & 0xffff));
+  v.setInt32(o + 12, src | 0);
+  v.setInt32(o + 16, dst | 0);
+  v.setInt32(o + 20, ((srcPort & 0xffff) << 16) | (dstPort & 0xffff));
+  v.setInt32(o + 24, (8 + payloadLen) << 16); // length, checksum 0
+}
+
+/** writeOuterIpv4UdpView on a byte array (cold paths, tests). */
 export function writeOuterIpv4Udp(
   b: Uint8Array,
   o: number,
@@ -54,17 +80,7 @@ export function writeOuterIpv4Udp(
   payloadLen: number,
   id: number,
 ): void {
-  const total = OUTER_IP_UDP_LEN + payloadLen;
-  w32(b, o, 0x45000000 | total);
-  w32(b, o + 4, ((id & 0xffff) << 16) | 0x4000);
-  w32(b, o + 8, 0x40110000); // TTL 64, proto 17, checksum 0 for now
-  w32(b, o + 12, src);
-  w32(b, o + 16, dst);
-  w16(b, o + 10, checksum(b, o, 20));
-  w16(b, o + 20, srcPort);
-  w16(b, o + 22, dstPort);
-  w16(b, o + 24, 8 + payloadLen);
-  w16(b, o + 26, 0);
+  writeOuterIpv4UdpView(new DataView(b.buffer, b.byteOffset, b.byteLength), o, src, dst, srcPort, dstPort, payloadLen, id);
 }
 
 /**
