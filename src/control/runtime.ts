@@ -14,7 +14,7 @@ import { loadNative, type NativeAddon } from '../io/native.js';
 import { PacketDevice } from '../io/packet-device.js';
 import { TapDevice } from '../io/tap-device.js';
 import { QemuDgramDevice, QemuStreamDevice } from '../io/qemu-device.js';
-import { Conntrack } from '../nat/conntrack.js';
+import { Conntrack, capacityFromEnv } from '../nat/conntrack.js';
 import { NatRewriter } from '../nat/nat.js';
 import { UserlandProxy } from '../nat/proxy.js';
 import { Router } from '../router/router.js';
@@ -132,7 +132,8 @@ export class Runtime {
     this.pool = new FramePool({ capacity: poolSlots, slotSize: 2048, headroom: 128 });
     this.native.bindPool(this.pool.buffer, this.pool.offsets, this.pool.lengths, this.pool.slotSize, this.pool.headroom);
     this.engine = new Engine();
-    this.conntrack = new Conntrack({ capacity: 131072, seed: this.seed });
+    // USERNET_CONNTRACK_CAPACITY: a hidden knob for tests that fill the table (default 131072)
+    this.conntrack = new Conntrack({ capacity: capacityFromEnv(process.env.USERNET_CONNTRACK_CAPACITY), seed: this.seed });
     this.router = new Router(this.pool, this.conntrack, new NatRewriter(this.pool, this.conntrack), { seed: this.seed });
     this.engine.addElement(this.router);
     this.engine.start();

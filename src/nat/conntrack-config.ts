@@ -41,6 +41,27 @@ export interface ConntrackOptions {
   /** hash key (default: random) */
   seed?: number;
   timeouts?: Partial<Timeouts>;
+  /**
+   * unassured flows one zone may hold before its own unassured flows are
+   * the ones a full table drops first, and before it may no longer take
+   * room from other zones (default: a quarter of the capacity); see
+   * "Bounds" in conntrack.ts
+   */
+  zoneQuota?: number;
+}
+
+/** zones are 0..MAX_ZONE (13 bits of a flow's meta word); 0 = no zone given */
+export const MAX_ZONE = 0x1fff;
+
+/**
+ * The daemon's conntrack capacity: `USERNET_CONNTRACK_CAPACITY` when set (a
+ * hidden knob for tests that fill the table), else the default 131072.
+ */
+export function capacityFromEnv(v: string | undefined): number {
+  if (v === undefined || v === '') return 131072;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 1 << 22) throw new Error(`USERNET_CONNTRACK_CAPACITY "${v}": expected an integer 1..4194304`);
+  return n;
 }
 
 export interface ConntrackCounters {
@@ -49,10 +70,19 @@ export interface ConntrackCounters {
   deleted: number;
   /** removed by tick() (or reclaimed by create()) past their timeout */
   expired: number;
-  /** unreplied flows dropped to make room */
+  /** full table: never-replied flows dropped to make room (early drop) */
   evicted: number;
-  /** create() refused: full and nothing evictable */
+  /**
+   * full table: replied but not yet assured flows (TCP SYN_RECV, a SYN
+   * answered but never ACKed: a SYN flood) dropped to make room (early drop)
+   */
+  earlyDrop: number;
+  /** of evicted + earlyDrop: victims taken because their zone was at or over its quota */
+  quotaDrop: number;
+  /** create() refused: full and nothing evictable (quotaRefused included) */
   full: number;
+  /** of full: refused because the new flow's zone was at its quota and no flow of a zone at its quota was in reach */
+  quotaRefused: number;
   /** create() refused: a tuple already belongs to a flow */
   clash: number;
   /** keys looked up (lookup, lookupBulk) / found */

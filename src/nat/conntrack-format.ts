@@ -40,6 +40,8 @@ export interface FlowInfo {
   replied: boolean;
   assured: boolean;
   mark: number;
+  /** conntrack zone (the router's: ingress iface + 1; 0 = none) */
+  zone: number;
 }
 
 const PROTO_NAMES: Record<number, string> = { 1: 'icmp', 6: 'tcp', 17: 'udp' };
@@ -71,6 +73,7 @@ export function flowInfo(ct: Conntrack, f: number, now: number): FlowInfo {
     replied: ct.replied(f),
     assured: ct.assured(f),
     mark: ct.mark[f],
+    zone: ct.zone(f),
   };
   if (proto === 6) info.state = TCP_STATE_NAMES[ct.state(f)];
   return info;
@@ -86,19 +89,21 @@ function sideText(fi: FlowInfo, s: FlowSide, dir: number): string {
   return `src=${s.src} dst=${s.dst} ${l4 ? l4 + ' ' : ''}packets=${s.packets} bytes=${s.bytes}`;
 }
 
+/** The `conntrack -L` line of one flow (without the newline). */
+export function formatFlow(fi: FlowInfo): string {
+  const parts = [fi.protoName.padEnd(8), String(fi.proto), String(fi.timeoutSec)];
+  if (fi.state !== undefined) parts.push(fi.state);
+  parts.push(sideText(fi, fi.orig, 0));
+  if (!fi.replied) parts.push('[UNREPLIED]');
+  parts.push(sideText(fi, fi.reply, 1));
+  if (fi.assured) parts.push('[ASSURED]');
+  parts.push(`mark=${fi.mark}`, 'use=1');
+  return parts.join(' ');
+}
+
 /** One `conntrack -L` line per flow (no summary line). */
 export function formatConntrack(list: FlowInfo[]): string {
-  return list
-    .map((fi) => {
-      const parts = [fi.protoName.padEnd(8), String(fi.proto), String(fi.timeoutSec)];
-      if (fi.state !== undefined) parts.push(fi.state);
-      parts.push(sideText(fi, fi.orig, 0));
-      if (!fi.replied) parts.push('[UNREPLIED]');
-      parts.push(sideText(fi, fi.reply, 1));
-      if (fi.assured) parts.push('[ASSURED]');
-      parts.push(`mark=${fi.mark}`, 'use=1');
-      return parts.join(' ');
-    })
-    .map((l) => l + '\n')
-    .join('');
+  let out = '';
+  for (const fi of list) out += formatFlow(fi) + '\n';
+  return out;
 }

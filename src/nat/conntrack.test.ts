@@ -220,6 +220,176 @@ describe('Conntrack', () => {
     for (const [p, f] of [[1, f0], [2, f1], [4, f3], [5, n]]) expect(ct.lookup(UDP, A, p, S, 53)).toBe(f << 1);
   });
 
+  /** a spoofed SYN the server answered: SYN_SENT → SYN_RECV, replied but never ACKed (not assured) */
+  function synRecv(ct: Conntrack, src: number, sport: number, now: number, zone: number): number {
+    const f = ct.create(TCP, src, sport, G, 8080, A, 80, src, sport, now, zone);
+    if (f < 0) return f;
+    ct.seen(f, CT_ORIGINAL, SYN, 60, now);
+    ct.seen(f, CT_REPLY, SYN | ACK, 60, now);
+    return f;
+  }
+  /** a full handshake from A (masquerade), zone `zone`: assured */
+  function established(ct: Conntrack, sport: number, now: number, zone: number): number {
+    const f = ct.create(TCP, A, sport, S, 80, S, 80, G, sport, now, zone);
+    ct.seen(f, CT_ORIGINAL, SYN, 60, now);
+    ct.seen(f, CT_REPLY, SYN | ACK, 60, now);
+    ct.seen(f, CT_ORIGINAL, ACK, 60, now);
+    return f;
+  }
+  const spoofed = (i: number) => parseIpv4('198.51.100.0') + (i % 256);
+
+  it('SYN flood: a table full of answered but unassured flows (SYN_RECV) still takes new flows; assured ones survive', () => {
+    const cap = 512;
+    const ct = new Conntrack({ capacity: cap, seed: 11 });
+    const est: number[] = [];
+    for (let i = 0; i < 100; i++) est.push(established(ct, 20_000 + i, 0, 1));
+    expect(ct.unassured).toBe(0);
+    // 20x capacity spoofed SYNs the container answers, from outside (zone 2)
+    let refused = 0;
+    for (let i = 0; i < 20 * cap; i++) if (synRecv(ct, spoofed(i), 1024 + (i >> 8), 1 + i, 2) < 0) refused++;
+    expect(ct.size).toBe(cap);
+    expect(ct.unassured).toBe(cap - 100);
+    expect(ct.zoneUnassured[2]).toBe(cap - 100);
+    // the old rule (evict unreplied only) would refuse nearly all of them
+    expect(ct.counters.earlyDrop).toBeGreaterThan(19 * cap);
+    expect(refused).toBe(ct.counters.full);
+    expect(refused).toBeLessThan(cap);
+    // a new connection after the flood gets in, from outside and from a network
+    const now = 1 + 20 * cap;
+    expect(synRecv(ct, parseIpv4('192.0.2.1'), 5555, now, 2)).toBeGreaterThanOrEqual(0);
+    const n = ct.create(TCP, A, 30_000, S, 443, S, 443, G, 30_000, now, 1);
+    expect(n).toBeGreaterThanOrEqual(0);
+    ct.seen(n, CT_ORIGINAL, SYN, 60, now);
+    // every established flow is still there and established
+    for (let i = 0; i < 100; i++) {
+      expect(ct.lookup(TCP, A, 20_000 + i, S, 80)).toBe(est[i] << 1);
+      expect(ct.state(est[i])).toBe(TcpState.ESTABLISHED);
+      expect(ct.assured(est[i])).toBe(true);
+    }
+    // the oldest flood flows went first: the newest ones are still there
+    expect(ct.lookup(TCP, spoofed(20 * cap - 1), 1024 + ((20 * cap - 1) >> 8), G, 8080)).toBeGreaterThanOrEqual(0);
+    expect(ct.lookup(TCP, spoofed(0), 1024, G, 8080)).toBe(-1);
+  });
+
+  it('a table of assured flows refuses; unassured counts follow assure, reopen and removal', () => {
+    const ct = new Conntrack({ capacity: 4, seed: 12 });
+    const fs = [0, 1, 2, 3].map((i) => established(ct, 100 + i, 0, 3));
+    expect(ct.create(TCP, A, 999, S, 80, S, 80, G, 999, 1, 3)).toBe(-1);
+    expect(ct.counters.full).toBe(1);
+    expect(ct.zoneUnassured[3]).toBe(0);
+    // RST, then a new SYN on the same tuples: reopened, unassured again
+    ct.seen(fs[0], CT_ORIGINAL, RST, 40, 2);
+    ct.seen(fs[0], CT_ORIGINAL, SYN, 60, 3);
+    expect(ct.assured(fs[0])).toBe(false);
+    expect(ct.zoneUnassured[3]).toBe(1);
+    expect(ct.unassured).toBe(1);
+    // now it may go for a new flow
+    const n = ct.create(TCP, A, 999, S, 80, S, 80, G, 999, 4, 3);
+    expect(n).toBe(fs[0]);
+    expect(ct.counters.evicted + ct.counters.earlyDrop).toBe(1);
+    expect(ct.zoneUnassured[3]).toBe(1); // the new one
+    ct.remove(n);
+    expect(ct.zoneUnassured[3]).toBe(0);
+    expect(ct.unassured).toBe(0);
+    expect(ct.zone(fs[1])).toBe(3);
+    expect(ct.create(UDP, A, 1, S, 53, S, 53, G, 1, 5, 8191)).toBeGreaterThanOrEqual(0);
+    expect(ct.zoneUnassured[8191]).toBe(1);
+  });
+
+  it('zone quota: a flood from one zone uses up its own flows, not the new flows of another zone', () => {
+    const cap = 256;
+    const ct = new Conntrack({ capacity: cap, seed: 13 }); // quota 64
+    expect(ct.zoneQuota).toBe(64);
+    // the table fills with the flood (zone 2); then zone 1 opens connections
+    // whose handshakes are still under way (SYN_SENT) while the flood goes on
+    let i = 0;
+    for (; i < cap; i++) synRecv(ct, spoofed(i), 2000 + (i >> 8), 1 + i, 2);
+    const mine: number[] = [];
+    for (let k = 0; k < 32; k++) {
+      const f = ct.create(TCP, A, 40_000 + k, S, 80, S, 80, G, 40_000 + k, 1 + i, 1);
+      expect(f).toBeGreaterThanOrEqual(0);
+      ct.seen(f, CT_ORIGINAL, SYN, 60, 1 + i);
+      mine.push(f);
+      // ten times more flood in between
+      for (let j = 0; j < 10; j++, i++) synRecv(ct, spoofed(i), 2000 + (i >> 8), 1 + i, 2);
+    }
+    // there, zone 1's SYN_SENT flows (120 s) outlive the flood's SYN_RECV
+    // ones (60 s) anyway; to see the quota at work, make the flood's flows
+    // expire later than zone 1's and flood on: only the quota saves them
+    const slow = new Conntrack({ capacity: cap, seed: 14, timeouts: { tcpSynRecv: 1e9 } });
+    let t = 0;
+    for (; t < cap; t++) synRecv(slow, spoofed(t), 3000 + (t >> 8), 1 + t, 2);
+    const theirs: number[] = [];
+    for (let k = 0; k < 32; k++) {
+      const f = slow.create(TCP, A, 41_000 + k, S, 80, S, 80, G, 41_000 + k, 1 + t, 1);
+      expect(f).toBeGreaterThanOrEqual(0);
+      slow.seen(f, CT_ORIGINAL, SYN, 60, 1 + t);
+      theirs.push(f);
+    }
+    for (let j = 0; j < 20 * cap; j++, t++) synRecv(slow, spoofed(t), 3000 + (t >> 8), 1 + t, 2);
+    for (let k = 0; k < 32; k++) {
+      expect(slow.lookup(TCP, A, 41_000 + k, S, 80)).toBe(theirs[k] << 1);
+      expect(slow.state(theirs[k])).toBe(TcpState.SYN_SENT);
+    }
+    expect(slow.zoneUnassured[1]).toBe(32);
+    expect(slow.counters.quotaDrop).toBe(slow.counters.evicted + slow.counters.earlyDrop);
+    // they complete their handshakes later, as if nothing happened
+    for (const f of theirs) {
+      slow.seen(f, CT_REPLY, SYN | ACK, 60, t);
+      slow.seen(f, CT_ORIGINAL, ACK, 60, t);
+      expect(slow.assured(f)).toBe(true);
+    }
+    for (let k = 0; k < 32; k++) expect(ct.lookup(TCP, A, 40_000 + k, S, 80)).toBe(mine[k] << 1);
+
+    // without the quota (one zone for all), the same flood pushes them out
+    const flat = new Conntrack({ capacity: cap, seed: 14, timeouts: { tcpSynRecv: 1e9 }, zoneQuota: cap + 1 });
+    let u = 0;
+    for (; u < cap; u++) synRecv(flat, spoofed(u), 3000 + (u >> 8), 1 + u, 2);
+    for (let k = 0; k < 32; k++) flat.seen(flat.create(TCP, A, 41_000 + k, S, 80, S, 80, G, 41_000 + k, 1 + u, 1), CT_ORIGINAL, SYN, 60, 1 + u);
+    for (let j = 0; j < 20 * cap; j++, u++) synRecv(flat, spoofed(u), 3000 + (u >> 8), 1 + u, 2);
+    let left = 0;
+    for (let k = 0; k < 32; k++) if (flat.lookup(TCP, A, 41_000 + k, S, 80) >= 0) left++;
+    expect(left).toBeLessThan(32);
+  });
+
+  it('zone quota: a zone at its quota takes only from zones at quota; others keep their new flows', () => {
+    // capacity 4, quota 3: zone 6 has one new flow (SYN_SENT), expiring first
+    const ct = new Conntrack({ capacity: 4, seed: 15, zoneQuota: 3, timeouts: { tcpSynRecv: 1e9 } });
+    const b = ct.create(TCP, A, 7001, S, 80, S, 80, G, 7001, 0, 6);
+    ct.seen(b, CT_ORIGINAL, SYN, 60, 0);
+    for (let i = 0; i < 3; i++) synRecv(ct, spoofed(i), 100 + i, 1, 5);
+    expect(ct.zoneUnassured[5]).toBe(3);
+    // zone 5 (at quota) floods on: it takes its own flows, never zone 6's (closest to expiry though it is)
+    for (let i = 3; i < 100; i++) expect(synRecv(ct, spoofed(i), 100 + i, 1 + i, 5)).toBeGreaterThanOrEqual(0);
+    expect(ct.lookup(TCP, A, 7001, S, 80)).toBe(b << 1);
+    expect(ct.counters.quotaDrop).toBe(97);
+    expect(ct.counters.earlyDrop).toBe(97);
+    // zone 6 (below quota) takes room from zone 5 (at quota)
+    expect(ct.create(TCP, A, 7002, S, 80, S, 80, G, 7002, 200, 6)).toBeGreaterThanOrEqual(0);
+    expect(ct.zoneUnassured[6]).toBe(2);
+    expect(ct.zoneUnassured[5]).toBe(2);
+    expect(ct.lookup(TCP, A, 7001, S, 80)).toBe(b << 1);
+
+    // the 64 flows in reach all belong to a zone below quota: a new flow of a zone at quota is refused
+    const big = new Conntrack({ capacity: 256, seed: 16, zoneQuota: 100 });
+    for (let i = 0; i < 64; i++) big.seen(big.create(TCP, A, 8000 + i, S, 80, S, 80, G, 8000 + i, 0, 6), CT_ORIGINAL, SYN, 60, 0);
+    for (let i = 0; i < 192; i++) synRecv(big, spoofed(i), 200 + i, 1, 5);
+    expect(big.size).toBe(256);
+    expect(synRecv(big, spoofed(500), 500, 2, 5)).toBe(-1);
+    expect(big.counters.quotaRefused).toBe(1);
+    expect(big.counters.full).toBe(1);
+    // the next try reaches zone 5's own flows
+    expect(synRecv(big, spoofed(501), 501, 3, 5)).toBeGreaterThanOrEqual(0);
+    expect(big.zoneUnassured[6]).toBe(64);
+    // a zone below quota facing only flows of zones below quota early-drops one of them (Linux's rule)
+    const low = new Conntrack({ capacity: 2, seed: 17, zoneQuota: 2 });
+    low.seen(low.create(TCP, A, 1, S, 80, S, 80, G, 1, 0, 8), CT_ORIGINAL, SYN, 60, 0);
+    low.seen(low.create(TCP, A, 2, S, 80, S, 80, G, 2, 0, 9), CT_ORIGINAL, SYN, 60, 0);
+    expect(low.create(TCP, A, 3, S, 80, S, 80, G, 3, 1, 10)).toBeGreaterThanOrEqual(0);
+    expect(low.counters.evicted).toBe(1);
+    expect(low.counters.quotaDrop).toBe(0);
+  });
+
   it('backward-shift deletion keeps every remaining flow findable (random operations vs a Map)', () => {
     const r = rng(42);
     const cap = 512;

@@ -19,7 +19,7 @@
  *   rec   one 64-byte record (a cache line) per flow, so translate() and
  *         seen() touch one line: Int32Array words 0–5 orig src, dst,
  *         ports, reply src, dst, ports; 6 meta = proto | state << 8 |
- *         flags (USED, REPLIED, ASSURED); 7 packet-counter wraps (orig low
+ *         flags (USED, REPLIED, ASSURED) | zone << 19; 7 packet-counter wraps (orig low
  *         16 bits, reply high 16); Float64 at words 8–9 expiry (ms, +Infinity
  *         when free), 10–11 orig bytes, 12–13 reply bytes; Uint32 words 14,
  *         15 orig / reply packets (mod 2^32; word 7 counts the wraps).
@@ -46,14 +46,30 @@
  * that made the flow with seen(). An expired flow stays findable until
  * tick() reaches it (≤ 4 s); compare expires(flow) with now where it matters.
  *
- * Bounds: create() on a full table reclaims one flow among up to 64 scanned
- * from a rotating cursor: an already expired one, else the UNREPLIED one
- * closest to expiry (counters.evicted; the cursor then moves just past it);
- * if none of them is unreplied it refuses (−1, counters.full; the cursor
- * moves past the 64), so replied/established flows survive a flood of new
- * ones. tick(now) expires incrementally: each call scans a slice of
- * max(4096, capacity/4) flows, so at ~1 call/s every flow is visited within
- * 4 s.
+ * Bounds (Linux's early drop, plus zone quotas): create() on a full table
+ * reclaims one flow among up to 64 scanned from a rotating cursor: an
+ * already expired one at once, else a NOT ASSURED one — never answered
+ * (counters.evicted) or answered but not established (counters.earlyDrop:
+ * the SYN_RECV flows a SYN flood leaves, as the container answers every
+ * SYN) — the one closest to expiry (so the oldest of a state; the cursor
+ * then moves just past it). Assured flows (established TCP, answered
+ * UDP/ICMP) are never taken, so running connections survive any flood.
+ *   Zones: create() takes a zone (0..8191; the router passes its ingress
+ * iface + 1, so each network, the uplink — "outside" — and the host link
+ * are zones; 0 = none given). Each zone's live unassured flows are counted
+ * (zoneUnassured); a zone holding ≥ zoneQuota (default capacity/4) of them
+ * is "at quota". Among the scanned flows a victim from a zone at quota is
+ * preferred (counters.quotaDrop); a new flow of a zone at quota may only
+ * take a victim from a zone at quota (else it is refused:
+ * counters.quotaRefused, in full too). So a flood from one zone (a network,
+ * or every outside client together: the uplink is one zone) uses up its own
+ * flows, and the new, still unassured flows of other zones are not pushed
+ * out before they complete. (Per-source quotas were not added: the outside
+ * is one zone; a spoofed flood has no meaningful source anyway.)
+ *   If none of the 64 may go, create() refuses (−1, counters.full; the
+ * cursor moves past the 64). tick(now) expires incrementally: each call
+ * scans a slice of max(4096, capacity/4) flows, so at ~1 call/s every flow
+ * is visited within 4 s.
  *
  * Hot methods (lookup/find, lookupBulk — the batch path, see
  * conntrack-bulk.ts —, seen, the accessors) allocate nothing; nor do
@@ -62,12 +78,12 @@
 import { TCP_NEXT, TcpState } from './tcp-state.js';
 import { formatConntrack, flowInfo, type FlowInfo } from './conntrack-format.js';
 import { TupleIndex } from './tuple-index.js';
-import { DEFAULT_TIMEOUTS, type ConntrackCounters, type ConntrackOptions, type Timeouts } from './conntrack-config.js';
+import { DEFAULT_TIMEOUTS, MAX_ZONE, type ConntrackCounters, type ConntrackOptions, type Timeouts } from './conntrack-config.js';
 import { lookupBulk } from './conntrack-bulk.js';
 
 export { TcpState } from './tcp-state.js';
 export { formatConntrack, type FlowInfo, type FlowSide } from './conntrack-format.js';
-export { DEFAULT_TIMEOUTS, type ConntrackCounters, type ConntrackOptions, type Timeouts } from './conntrack-config.js';
+export { DEFAULT_TIMEOUTS, MAX_ZONE, capacityFromEnv, type ConntrackCounters, type ConntrackOptions, type Timeouts } from './conntrack-config.js';
 
 export const CT_ORIGINAL = 0;
 export const CT_REPLY = 1;
@@ -82,6 +98,8 @@ const U_PKTS = 14; // Uint32 word: 14 orig, 15 reply
 const F_USED = 1 << 16;
 const F_REPLIED = 1 << 17;
 const F_ASSURED = 1 << 18;
+/** meta word: zone in bits 19–31 (meta >>> ZONE_SHIFT) */
+const ZONE_SHIFT = 19;
 const EMPTY = -1;
 /** TCP states used by seen() (TcpState is imported: local copies for the hot path) */
 const S_SYN_SENT = 1;
@@ -104,8 +122,14 @@ export class Conntrack {
   readonly mark: Uint32Array;
   readonly timeouts: Readonly<Timeouts>;
   readonly counters: ConntrackCounters = {
-    inserted: 0, deleted: 0, expired: 0, evicted: 0, full: 0, clash: 0, searched: 0, found: 0, // prettier-ignore
+    inserted: 0, deleted: 0, expired: 0, evicted: 0, earlyDrop: 0, quotaDrop: 0, full: 0, quotaRefused: 0, clash: 0, searched: 0, found: 0, // prettier-ignore
   };
+  /** live unassured flows per zone (index = zone) */
+  readonly zoneUnassured = new Int32Array(MAX_ZONE + 1);
+  /** unassured flows a zone may hold before it is "at quota" (see the header) */
+  readonly zoneQuota: number;
+  /** live unassured flows, all zones */
+  unassured = 0;
   /** TCP timeout by state */
   private readonly tcpTimeout: Float64Array;
   /** tcp-state.ts's TCP_NEXT, as a field: an imported binding is reloaded (and TDZ-checked) on every use */
@@ -136,6 +160,9 @@ export class Conntrack {
     for (let i = 0; i < cap; i++) this.freeIds[i] = cap - 1 - i;
     this.freeTop = cap;
     this.tickSlice = Math.max(4096, Math.ceil(cap / 4));
+    const q = opts.zoneQuota ?? Math.max(1, Math.floor(cap / 4));
+    if (!(q >= 1) || !Number.isInteger(q)) throw new Error('conntrack zoneQuota must be an integer ≥ 1');
+    this.zoneQuota = q;
     const t = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
     this.timeouts = t;
     this.tcpTimeout = Float64Array.from([t.tcpClose, t.tcpSynSent, t.tcpSynRecv, t.tcpEstablished, t.tcpFinWait, t.tcpCloseWait, t.tcpLastAck, t.tcpTimeWait, t.tcpClose]); // prettier-ignore
@@ -209,6 +236,7 @@ export class Conntrack {
     const rec = this.rec;
     const b = flow << 4;
     let meta = rec[b | W_META];
+    const was = meta;
     const proto = meta & 0xff;
     let timeout: number;
     if (proto === 6) {
@@ -232,6 +260,7 @@ export class Conntrack {
       timeout = proto === 17 ? ((meta & F_REPLIED) !== 0 ? t.udpStream : t.udp) : proto === 1 ? t.icmp : t.generic;
     }
     rec[b | W_META] = meta;
+    if (((meta ^ was) & F_ASSURED) !== 0) this.assuredChanged(meta);
     const recF = this.recF;
     const fb = flow << 3;
     recF[fb + F_EXP] = now + timeout;
@@ -267,6 +296,10 @@ export class Conntrack {
   assured(flow: number): boolean {
     return (this.rec[(flow << 4) | W_META] & F_ASSURED) !== 0;
   }
+  /** the zone given to create() */
+  zone(flow: number): number {
+    return this.rec[(flow << 4) | W_META] >>> ZONE_SHIFT;
+  }
   expires(flow: number): number {
     return this.recF[(flow << 3) + F_EXP];
   }
@@ -291,16 +324,19 @@ export class Conntrack {
 
   /**
    * A new flow with these tuples, first expiry at now + the protocol's
-   * initial timeout; its id, or −1 when the table is full and nothing could
-   * be evicted (counters.full) or a tuple is taken (counters.clash).
+   * initial timeout, in `zone` (0..MAX_ZONE, see the header); its id, or −1
+   * when the table is full and nothing could be evicted (counters.full) or
+   * a tuple is taken (counters.clash).
    */
   create(
     proto: number,
     oSrcIp: number, oSrcPort: number, oDstIp: number, oDstPort: number, // prettier-ignore
     rSrcIp: number, rSrcPort: number, rDstIp: number, rDstPort: number, // prettier-ignore
     now: number,
+    zone = 0,
   ): number {
     proto &= 0xff;
+    zone &= MAX_ZONE;
     const os = oSrcIp | 0, od = oDstIp | 0, op = ((oSrcPort & 0xffff) << 16) | (oDstPort & 0xffff); // prettier-ignore
     const rs = rSrcIp | 0, rd = rDstIp | 0, rp = ((rSrcPort & 0xffff) << 16) | (rDstPort & 0xffff); // prettier-ignore
     const ix = this.index;
@@ -308,7 +344,7 @@ export class Conntrack {
       this.counters.clash++;
       return -1;
     }
-    if (this.freeTop === 0 && !this.reclaim(now)) {
+    if (this.freeTop === 0 && !this.reclaim(now, zone)) {
       this.counters.full++;
       return -1;
     }
@@ -321,7 +357,9 @@ export class Conntrack {
     rec[b + 3] = rs;
     rec[b + 4] = rd;
     rec[b + 5] = rp;
-    rec[b | W_META] = proto | (TcpState.NONE << 8) | F_USED;
+    rec[b | W_META] = proto | (TcpState.NONE << 8) | F_USED | (zone << ZONE_SHIFT);
+    this.zoneUnassured[zone]++;
+    this.unassured++;
     this.clearAcct(f);
     this.mark[f] = 0;
     const t = this.timeouts;
@@ -380,6 +418,13 @@ export class Conntrack {
     this.recF[(f << 3) + F_EXP] = Infinity; // words 8–9 were just zeroed; the caller sets the expiry
   }
 
+  /** a flow's ASSURED flag flipped (set by a reply / ESTABLISHED, cleared by a reopen): its zone's count follows */
+  private assuredChanged(meta: number): void {
+    const d = (meta & F_ASSURED) !== 0 ? -1 : 1;
+    this.zoneUnassured[meta >>> ZONE_SHIFT] += d;
+    this.unassured += d;
+  }
+
   private wrapped(flow: number, dir: number): void {
     const w = (flow << 4) | W_WRAPS;
     this.rec[w] += 1 << (dir << 4);
@@ -389,26 +434,36 @@ export class Conntrack {
   private drop(f: number): void {
     const rec = this.rec;
     const b = f << 4;
-    const proto = rec[b | W_META] & 0xff;
+    const meta = rec[b | W_META];
+    const proto = meta & 0xff;
     this.index.remove(proto, rec[b], rec[b + 1], rec[b + 2], f << 1);
     this.index.remove(proto, rec[b + 3], rec[b + 4], rec[b + 5], (f << 1) | 1);
+    if ((meta & F_ASSURED) === 0) {
+      this.zoneUnassured[meta >>> ZONE_SHIFT]--;
+      this.unassured--;
+    }
     rec[b | W_META] = 0;
     this.recF[(f << 3) + F_EXP] = Infinity;
     this.freeIds[this.freeTop++] = f;
   }
 
   /**
-   * Full table: free one flow among the next EVICT_SCAN from the cursor — an
-   * expired one at once, else the unreplied one closest to expiry. False when
-   * none of them may go.
+   * Full table: free one flow among the next EVICT_SCAN from the cursor
+   * for a new flow of `zone` — an expired one at once, else the unassured
+   * one closest to expiry, from a zone at quota when there is one (see the
+   * header). False when none of them may go.
    */
-  private reclaim(now: number): boolean {
+  private reclaim(now: number, zone: number): boolean {
     const rec = this.rec;
     const recF = this.recF;
+    const zu = this.zoneUnassured;
+    const quota = this.zoneQuota;
     const cap = this.capacity;
     let cur = this.evictCursor;
     let best = -1;
     let bestExp = Infinity;
+    let over = -1;
+    let overExp = Infinity;
     let expired = false;
     for (let k = Math.min(EVICT_SCAN, cap); k > 0; k--) {
       const f = cur;
@@ -421,21 +476,39 @@ export class Conntrack {
         expired = true;
         break;
       }
-      if ((meta & F_REPLIED) === 0 && e < bestExp) {
+      if ((meta & F_ASSURED) !== 0) continue;
+      if (e < bestExp) {
         best = f;
         bestExp = e;
+      }
+      if (e < overExp && zu[meta >>> ZONE_SHIFT] >= quota) {
+        over = f;
+        overExp = e;
+      }
+    }
+    const c = this.counters;
+    if (!expired) {
+      if (over >= 0) {
+        best = over;
+        c.quotaDrop++;
+      } else if (best >= 0 && zu[zone] >= quota) {
+        // this zone is at its quota and may not take room from zones below theirs
+        best = -1;
+        c.quotaRefused++;
       }
     }
     if (best < 0) {
       this.evictCursor = cur;
       return false;
     }
-    // go on right after the chosen flow, so runs of replied flows cost one
-    // refusal per 64 and runs of unreplied ones are used up one by one
+    // go on right after the chosen flow, so runs of assured flows cost one
+    // refusal per 64 and runs of unassured ones are used up one by one
     this.evictCursor = best + 1 === cap ? 0 : best + 1;
+    const replied = (rec[(best << 4) | W_META] & F_REPLIED) !== 0;
     this.drop(best);
-    if (expired) this.counters.expired++;
-    else this.counters.evicted++;
+    if (expired) c.expired++;
+    else if (replied) c.earlyDrop++;
+    else c.evicted++;
     return true;
   }
 }

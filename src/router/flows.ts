@@ -25,7 +25,8 @@
  * pseudo-random point (up to 512 probes); ICMP echo identifiers likewise.
  * The flow's mark says where it goes: bit 30 set (a router flow), bit 24
  * NAT (the tuples are not plain inverses), bits 12–23 the original ingress
- * iface, bits 0–11 the original egress iface.
+ * iface, bits 0–11 the original egress iface. Its conntrack zone is the
+ * ingress iface + 1 (conntrack's per-zone quota of unassured flows).
  */
 import { Conntrack } from '../nat/conntrack.js';
 import { IfaceTable, KIND_HOST, KIND_NETWORK, KIND_UPLINK } from './ifaces.js';
@@ -117,7 +118,8 @@ export class FlowMaker {
     const ct = this.ct;
     const icmp = proto === 1;
     const rs = icmp ? p : rSport;
-    const f = ct.create(proto, src, sport, dst, dport, rSrc, rs, rDst, p, now);
+    // zone = ingress iface + 1: a flood from one network or from outside uses up its own unassured flows (conntrack.ts)
+    const f = ct.create(proto, src, sport, dst, dport, rSrc, rs, rDst, p, now, i + 1);
     if (f < 0) {
       this.conntrackFull++;
       return -1;
