@@ -70,7 +70,7 @@ export class OverlayPlane {
       this.releaseVtep(spec.udpPort);
       throw e;
     }
-    net.attach(port);
+    net.attach(port, undefined, true); // every remote endpoint of the network is behind this port
     this.nets.set(networkId, { spec, port, net, keys, sendKeys, applied: new Map() });
     v.vtep.setFlood(spec.vni, spec.peers);
     this.log.info({ network: net.spec.name, vni: spec.vni, port: spec.udpPort, peers: spec.peers.map(formatIp) }, 'overlay network joined its VTEP');

@@ -5,6 +5,16 @@
  * switch). Endpoint ports are attached as containers join. With
  * enable_icc=false the switch only lets frames between an endpoint and the
  * router through. It never touches a frame itself.
+ *
+ * Known endpoints (a container's, whose MAC and address usernet assigned:
+ * attach(port, ep)) are pinned: their MAC statically to their port in the
+ * switch (never aged, never moved by a spoofed source, outside the table's
+ * dynamic capacity and the port limit) and (ip → mac) as a permanent
+ * neighbour in the router on this network's iface (never learned, aged or
+ * evicted, outside the iface's ARP quota). So neither a MAC flood nor an
+ * ARP flood can keep a newcomer from being switched to and answered.
+ * detach() unpins both. Ports attached without `ep` (VMs, overlay
+ * tunnels) are learned as usual.
  */
 import type { Engine } from '../dataplane/engine.js';
 import type { FramePool } from '../dataplane/pool.js';
@@ -39,6 +49,8 @@ export class BridgeNetwork {
   /** the router's interface id for this network */
   readonly iface: number;
   readonly ports = new Set<Port>();
+  /** endpoints pinned per port (see the header) */
+  private readonly pinned = new Map<Port, { mac: number; ip: number }>();
 
   constructor(
     private readonly ctx: DataplaneContext,
@@ -67,21 +79,35 @@ export class BridgeNetwork {
     ctx.engine.addElement(this.sw, true);
   }
 
-  /** `_ep` (the endpoint's MAC and address) is for drivers that need it (macvlan, ipvlan). */
-  attach(port: Port, _ep?: { mac: number; ip: number }): void {
+  /** `ep`: the endpoint's MAC and address, when usernet assigned them (a container): pinned (see the header). */
+  /** A port on the switch: `ep`, a container's endpoint (its MAC pinned, its address a permanent neighbour); `trunk`, a port with many hosts behind it (the VXLAN tunnel) that the per-port learning limit does not bound. */
+  attach(port: Port, ep?: { mac: number; ip: number }, trunk = false): void {
     port.mtu = this.spec.mtu;
     this.ports.add(port);
-    this.sw.attach(port);
+    this.sw.attach(port, trunk);
+    if (!ep || ep.mac === 0) return;
+    try {
+      this.sw.addStatic(ep.mac, port);
+    } catch {
+      return; // no static room left (counted): learned as usual
+    }
+    if (ep.ip !== 0) this.ctx.router.addNeighbour(this.iface, ep.ip, ep.mac);
+    this.pinned.set(port, ep);
   }
 
   detach(port: Port): void {
     if (!this.ports.delete(port)) return;
-    this.sw.detach(port);
+    this.sw.detach(port); // flushes the port's MACs, the pinned one too
+    const ep = this.pinned.get(port);
+    if (!ep) return;
+    this.pinned.delete(port);
+    if (ep.ip !== 0) this.ctx.router.removeNeighbour(this.iface, ep.ip, ep.mac);
   }
 
   destroy(): void {
     for (const p of this.ports) this.sw.detach(p);
     this.ports.clear();
+    this.pinned.clear(); // removeInterface drops the iface's neighbours
     this.ctx.router.removeInterface(this.iface);
     this.sw.detach(this.gwPort);
     this.ctx.engine.removeElement(this.sw);

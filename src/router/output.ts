@@ -40,8 +40,24 @@ export interface RouterStats {
   icmpRateLimited: number;
   rstSent: number;
   arpRequests: number;
+  /** create refused (nothing to evict) */
   arpCacheFull: number;
   arpUnresolved: number;
+  /** ARP cache: entries in use (learned / permanent) and room */
+  arpDynamic: number;
+  arpCapacity: number;
+  arpStatic: number;
+  arpStaticCapacity: number;
+  /** learned entries one iface may hold */
+  arpIfaceQuota: number;
+  /** a new entry found the whole table full (the biggest iface lost its oldest entry) */
+  arpTableFull: number;
+  /** a new entry found its iface at its quota (that iface lost its own oldest entry) */
+  arpQuotaEvicted: number;
+  /** permanent entries refused (static area full) */
+  arpStaticFull: number;
+  /** ARP claims against a permanent entry, ignored */
+  arpConflicts: number;
   fragmentsMade: number;
   conntrackFull: number;
   natPortsExhausted: number;
@@ -138,7 +154,7 @@ export class RouterOutput implements ArpHost {
     }
     let a = arp.find(e, nh);
     if (a < 0) {
-      a = arp.create(e, nh, this.now);
+      a = arp.create(e, nh, this.now, this);
       if (a < 0) {
         this.arpCacheFull++;
         this.drop(h, DropReason.noRoute, e);
@@ -239,7 +255,7 @@ export class RouterOutput implements ArpHost {
     const t = this.t;
     const forUs = tpa === t.ip[i];
     if (spa !== 0 && spa !== t.ip[i] && t.inSubnet(i, spa)) {
-      const e = this.arp.confirm(i, spa, hi, lo, this.now, forUs);
+      const e = this.arp.confirm(i, spa, hi, lo, this.now, forUs, this);
       if (e >= 0 && this.arp.pending(e) > 0) this.release(e, i);
     }
     if (forUs && op === 1) {
@@ -283,7 +299,8 @@ export class RouterOutput implements ArpHost {
     return e === i && this.t.nextHop(e, src) !== 0 ? e : -1;
   }
 
-  stats(): Pick<RouterStats, 'icmpErrorsSent' | 'icmpRateLimited' | 'rstSent' | 'arpRequests' | 'arpCacheFull' | 'arpUnresolved' | 'fragmentsMade'> {
+  stats(): Omit<RouterStats, 'conntrackFull' | 'natPortsExhausted' | 'udpDelivered' | 'udpSent' | 'udpServiceErrors'> {
+    const arp = this.arp;
     return {
       icmpErrorsSent: this.icmp.sent,
       icmpRateLimited: this.icmp.rateLimited,
@@ -291,6 +308,15 @@ export class RouterOutput implements ArpHost {
       arpRequests: this.arpRequests,
       arpCacheFull: this.arpCacheFull,
       arpUnresolved: this.arpUnresolvedCount,
+      arpDynamic: arp.dynamicSize,
+      arpCapacity: arp.capacity,
+      arpStatic: arp.staticSize,
+      arpStaticCapacity: arp.staticCapacity,
+      arpIfaceQuota: arp.ifaceQuota,
+      arpTableFull: arp.counters.full,
+      arpQuotaEvicted: arp.counters.quotaEvicted,
+      arpStaticFull: arp.counters.staticFull,
+      arpConflicts: arp.counters.conflicts,
       fragmentsMade: this.fragmentsMade,
     };
   }

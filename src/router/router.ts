@@ -43,7 +43,8 @@
  * taken in, tx = frames sent (generated ones included), drops by reason
  * (runt malformed badChecksum notForUs unsupported filtered noRoute
  * ttlExceeded oversize ringFull poolEmpty portDown). stats(): ICMP errors
- * sent / rate-limited, RSTs, ARP requests / failures / table full,
+ * sent / rate-limited, RSTs, ARP requests / failures / table full / quota
+ * evictions / entries and room (per iface: arpIfaceStats()),
  * fragments made, conntrack full, NAT ports exhausted, local UDP
  * deliveries / frames sent / service errors.
  *
@@ -70,8 +71,12 @@ export type { RouterStats } from './output.js';
 export type { LocalUdpService } from './local-udp.js';
 
 export interface RouterOptions {
-  /** ARP cache entries (default 1024) */
+  /** learned ARP cache entries, all ifaces (default 1024) */
   arpCapacity?: number;
+  /** learned ARP entries one iface may hold (default max(arpCapacity/8, 64)) */
+  arpIfaceQuota?: number;
+  /** permanent ARP entries (addNeighbour; default 1024) */
+  arpStaticCapacity?: number;
   /** frames queued per unresolved next hop (default 8) */
   arpQueueLen?: number;
   /** hash key for the ARP cache, fragment table and NAT port choice */
@@ -103,7 +108,7 @@ export class Router {
     opts: RouterOptions = {},
   ) {
     const seed = opts.seed ?? (Math.random() * 0x7fffffff) | 0;
-    this.out = new RouterOutput(pool, this.t, { capacity: opts.arpCapacity ?? 1024, queueLen: opts.arpQueueLen ?? 8, seed }, { ratePerSec: opts.icmpRatePerSec, burst: opts.icmpBurst });
+    this.out = new RouterOutput(pool, this.t, { capacity: opts.arpCapacity ?? 1024, ifaceQuota: opts.arpIfaceQuota, staticCapacity: opts.arpStaticCapacity, queueLen: opts.arpQueueLen ?? 8, seed }, { ratePerSec: opts.icmpRatePerSec, burst: opts.icmpBurst });
     this.counters = this.out.counters;
     const [lo, hi] = opts.natPorts ?? [32768, 60999];
     this.flows = new FlowMaker(ct, lo, hi, seed);
@@ -156,6 +161,31 @@ export class Router {
   /** Cold: the neighbour table. */
   arpTable(): ArpRow[] {
     return this.out.arp.rows();
+  }
+
+  /**
+   * Cold: a permanent neighbour on iface `iface` (an endpoint whose MAC the
+   * control plane assigned): never learned, aged, evicted or changed by ARP,
+   * outside the iface's quota. Frames waiting on it go out now. False when
+   * the static area is full (it is then learned as usual).
+   */
+  addNeighbour(iface: number, ip: number, mac: number): boolean {
+    const t = this.t;
+    if (iface < 0 || iface >= t.active.length || t.active[iface] === 0) return false;
+    const e = this.out.arp.setStatic(iface, ip, mac, this.now);
+    if (e < 0) return false;
+    if (this.out.arp.pending(e) > 0) this.out.release(e, iface);
+    return true;
+  }
+
+  /** Cold: remove the permanent neighbour (iface, ip), only while it still maps to `mac` when given. */
+  removeNeighbour(iface: number, ip: number, mac?: number): boolean {
+    return this.out.arp.removeStatic(iface, ip, mac);
+  }
+
+  /** Cold: an iface's share of the ARP cache (learned entries, permanent ones, quota, quota hits). */
+  arpIfaceStats(iface: number): { dynamic: number; static: number; quota: number; quotaHits: number } {
+    return this.out.arp.ifaceStats(iface);
   }
 
   ifaceCounters(id: number): Counters {

@@ -227,6 +227,74 @@ describe('LearningSwitch', () => {
     expect(sw.macTable().find((e) => e.mac === GW)).toEqual({ mac: GW, port: 4, ageMs: 0, static: true });
   });
 
+  it('port security: a MAC flood from one port fills only its share; a newcomer elsewhere is learned, unicast to it is not flooded', () => {
+    sw = new LearningSwitch(pool, { seed: 11, tableSize: 64, portLimit: 16 });
+    for (const p of ports) sw.attach(p);
+    send(ports[1], BCAST, M2);
+    run();
+    for (let i = 0; i < 200; i++) {
+      send(ports[0], GW, 0x060000000000 + i);
+      if (i % 50 === 49) run();
+    }
+    run();
+    expect(sw.macStats()).toMatchObject({ dynamic: 17, portLimit: 16, portLimitHits: 200 - 16, macTableFull: 0, macSpoof: 0 });
+    expect(sw.counters.drops).toBe(0); // not learned, still forwarded
+    // a newcomer on port 3 is learned; unicast to it reaches port 3 only
+    send(ports[2], BCAST, M3);
+    run();
+    expect(sw.lookup(M3)).toBe(3);
+    send(ports[1], M3, M2);
+    expect(receivers(run())).toEqual({ 3: 1 });
+  });
+
+  it('a trunk port (the VXLAN tunnel) learns past the port limit; the limit comes back when it leaves', () => {
+    sw = new LearningSwitch(pool, { seed: 13, tableSize: 64, portLimit: 4 });
+    sw.attach(ports[0], true);
+    for (const p of ports.slice(1)) sw.attach(p);
+    for (let i = 0; i < 20; i++) send(ports[0], GW, 0x060000000000 + i);
+    run();
+    expect(sw.macStats()).toMatchObject({ dynamic: 20, portLimitHits: 0 });
+    sw.detach(ports[0]);
+    sw.attach(ports[0]);
+    for (let i = 0; i < 20; i++) send(ports[0], GW, 0x060000000000 + i);
+    run();
+    expect(sw.macStats()).toMatchObject({ dynamic: 4, portLimitHits: 16 });
+  });
+
+  it('without port limits a flood fills the table, yet a pinned newcomer is still switched, not flooded', () => {
+    sw = new LearningSwitch(pool, { seed: 12, tableSize: 8, portLimit: 0 });
+    for (const p of ports) sw.attach(p);
+    send(ports[1], BCAST, M2);
+    run();
+    for (let i = 0; i < 40; i++) send(ports[0], GW, 0x060000000000 + i);
+    run();
+    expect(sw.macStats()).toMatchObject({ entries: 8, dynamic: 8, macTableFull: 40 - 7 });
+    sw.addStatic(M3, ports[2]);
+    expect(sw.macStats()).toMatchObject({ entries: 9, static: 1, dynamic: 8 });
+    send(ports[1], M3, M2);
+    expect(receivers(run())).toEqual({ 3: 1 });
+  });
+
+  it('a pinned MAC arriving on another port is dropped as a spoof (macSpoof) and does not move', () => {
+    sw.addStatic(M3, ports[2]);
+    send(ports[1], BCAST, M2);
+    run();
+    send(ports[0], M2, M3); // port 1 claims M3
+    send(ports[0], BCAST, M3);
+    expect(receivers(run())).toEqual({});
+    expect(sw.lookup(M3)).toBe(3);
+    expect(sw.security.macSpoof).toBe(2);
+    expect(sw.counters.snapshot().dropReasons).toEqual({ filtered: 2 });
+    send(ports[2], M2, M3); // from its own port: fine
+    expect(receivers(run())).toEqual({ 2: 1 });
+    send(ports[1], M3, M2);
+    expect(receivers(run())).toEqual({ 3: 1 });
+    // unpinning only from its own port
+    expect(sw.removeStatic(M3, ports[0])).toBe(false);
+    expect(sw.removeStatic(M3, ports[2])).toBe(true);
+    expect(sw.lookup(M3)).toBe(-1);
+  });
+
   it('drops and counts malformed frames', () => {
     send(ports[0], BCAST, M1, 13); // runt
     send(ports[0], BCAST, M1, 0); // empty

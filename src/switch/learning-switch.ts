@@ -34,12 +34,26 @@
  * A source that cannot be learned because the table is full counts
  * reasons[macTableFull] but not `drops`: the frame is still forwarded. A
  * flood with no other port to go to is freed without counting a drop.
+ *
+ * Port security (as a switch's port-security "restrict" mode, but
+ * forwarding): a port learns at most `portLimit` dynamic MACs. A frame
+ * whose new source MAC would exceed it is still forwarded, only not
+ * learned (security.portLimit counts it), so a VM or segment behind a port
+ * with more hosts keeps working (its extra hosts are reached by flooding),
+ * while a MAC flood from one port cannot fill the table. Pinned MACs
+ * (addStatic: the gateway, every container endpoint; they do not count
+ * against tableSize or any port's limit, see MacTable) belong to their
+ * port: a frame from another port with a pinned source MAC is a spoof and
+ * is dropped (reason filtered, security.macSpoof counts it) and the entry
+ * does not move.
  * Port state (up, mtu) is read once per process() call.
  *
  * Configuration (constructor): tableSize (max MACs, default 8192), agingMs
  * (default 300 000, Docker/Linux bridge default), seed (hash key; the daemon
  * passes a random one), batch (handles taken from a ring at a time, default
- * 256). `addStatic(mac, port)` pins a MAC (the gateway's); `isolated` and
+ * 256), portLimit (dynamic MACs per port, default max(64, tableSize/8), 0 = no
+ * limit). `addStatic(mac, port)` pins a MAC (the gateway's, endpoints'),
+ * `removeStatic(mac, port)` unpins it; `isolated` and
  * `trust(port)` see above. `sink` is a capture
  * hook called for every frame entering the switch, before any check; it may
  * read (copy) the frame but must neither keep nor free it, and must not
@@ -61,7 +75,7 @@ import { Counters, DropReason } from '../dataplane/counters.js';
 import type { FramePool } from '../dataplane/pool.js';
 import type { FrameSink, Port } from '../dataplane/port.js';
 import type { Ring } from '../dataplane/ring.js';
-import { MacTable } from './mac-table.js';
+import { LEARN_FULL, LEARN_PORT_LIMIT, LEARN_STATIC, MacTable } from './mac-table.js';
 
 export interface LearningSwitchOptions {
   /** max MAC entries (default 8192) */
@@ -72,6 +86,25 @@ export interface LearningSwitchOptions {
   seed?: number;
   /** handles popped from a ring at a time (default 256) */
   batch?: number;
+  /** dynamic MACs one port may learn (default max(64, tableSize/8); 0 = no limit) */
+  portLimit?: number;
+}
+
+/** Cold: the switch's MAC table and port-security numbers. */
+export interface MacStats {
+  entries: number;
+  capacity: number;
+  static: number;
+  dynamic: number;
+  /** static entries that still fit */
+  staticRoom: number;
+  portLimit: number;
+  /** sources not learned: table full */
+  macTableFull: number;
+  /** sources not learned: the port's limit reached (frame forwarded) */
+  portLimitHits: number;
+  /** frames dropped: a pinned source MAC on another port */
+  macSpoof: number;
 }
 
 export interface MacTableRow {
@@ -98,6 +131,8 @@ export class LearningSwitch {
   /** enable_icc=false: frames pass only to or from a trusted port (see trust()) */
   isolated = false;
   readonly agingMs: number;
+  /** port security: sources not learned (port limit), frames dropped (pinned MAC spoofed) */
+  readonly security = { portLimit: 0, macSpoof: 0 };
 
   private readonly pool: FramePool;
   private readonly table: MacTable;
@@ -126,7 +161,9 @@ export class LearningSwitch {
     this.pool = pool;
     this.agingMs = opts.agingMs ?? 300_000;
     const seed = opts.seed ?? (Math.random() * 0x100000000) >>> 0;
-    this.table = new MacTable(opts.tableSize ?? 8192, seed);
+    const size = opts.tableSize ?? 8192;
+    this.table = new MacTable(size, seed);
+    this.table.portLimit = Math.max(0, opts.portLimit ?? Math.max(64, size >>> 3));
     this.batch = Math.max(1, opts.batch ?? 256);
     this.batchBuf = new Uint32Array(this.batch);
     this.byId = new Array<Port | null>(0x10000).fill(null);
@@ -135,12 +172,13 @@ export class LearningSwitch {
 
   // ---------------------------------------------------------------- cold
 
-  /** Port joins this switch. */
-  attach(port: Port): void {
+  /** Port joins this switch; a `trunk` (the VXLAN tunnel port, with every remote endpoint behind it) is not bound by portLimit. */
+  attach(port: Port, trunk = false): void {
     if (port.id < 0 || port.id > 0xffff) throw new Error(`port id ${port.id} out of range`);
     const cur = this.byId[port.id];
     if (cur === port) return;
     if (cur !== null) throw new Error(`another port with id ${port.id} is attached`);
+    this.table.trunk[port.id] = trunk ? 1 : 0;
     this.byId[port.id] = port;
     this.txById[port.id] = port.tx;
     this.members = [...this.members, port];
@@ -153,6 +191,7 @@ export class LearningSwitch {
     this.txById[port.id] = null;
     this.maxLen[port.id] = 0;
     this.trusted[port.id] = 0;
+    this.table.trunk[port.id] = 0;
     this.members = this.members.filter((p) => p !== port);
     this.table.flushPort(port.id);
     const pool = this.pool;
@@ -184,6 +223,12 @@ export class LearningSwitch {
     }
   }
 
+  /** Unpin `mac` if it is pinned to `port` (a container left); true if it went. */
+  removeStatic(mac: number, port: Port): boolean {
+    if (!this.table.isStatic(mac) || this.table.lookup(mac) !== port.id) return false;
+    return this.table.remove(mac);
+  }
+
   /** Forget one MAC. */
   removeMac(mac: number): boolean {
     return this.table.remove(mac);
@@ -205,6 +250,22 @@ export class LearningSwitch {
   }
   get macCapacity(): number {
     return this.table.capacity;
+  }
+
+  /** Cold: MAC table use and port-security counters. */
+  macStats(): MacStats {
+    const t = this.table;
+    return {
+      entries: t.size,
+      capacity: t.capacity,
+      static: t.staticSize,
+      dynamic: t.dynamicSize,
+      staticRoom: t.staticRoom,
+      portLimit: t.portLimit,
+      macTableFull: this.counters.reasons[TABLE_FULL],
+      portLimitHits: this.security.portLimit,
+      macSpoof: this.security.macSpoof,
+    };
   }
 
   /** Cold, for the API: every entry with its age (relative to the last process/tick clock). */
@@ -304,21 +365,31 @@ export class LearningSwitch {
           }
           // learn the source (inline MacTable.learnHL)
           let x = (Math.imul(sLo ^ k0, 0x9e3779b1) ^ Math.imul(sHi ^ k1, 0x85ebca77)) >>> shift;
+          let learned = 0;
           for (;;) {
             const w = rec[(x << 2) | 1];
             if (w === -1) {
-              // new MAC: the table inserts it (or refuses when full)
-              if (!table.learnHL(sHi, sLo, inId, tNow)) this.counters.reasons[TABLE_FULL]++;
+              // new MAC: the table inserts it (or refuses: full, port limit)
+              learned = table.learnHL(sHi, sLo, inId, tNow);
               break;
             }
             if ((w & 0xffff) === sHi && rec[x << 2] === sLo) {
               // known on this port: refresh; on another: station move (the
-              // table keeps static entries where they are)
+              // table keeps static entries where they are: LEARN_STATIC)
               if (w >>> 16 === inId) seen[(x << 1) | 1] = tNow;
-              else table.learnHL(sHi, sLo, inId, tNow);
+              else learned = table.learnHL(sHi, sLo, inId, tNow);
               break;
             }
             x = (x + 1) & mask;
+          }
+          if (learned !== 0) {
+            if (learned === LEARN_STATIC) {
+              this.security.macSpoof++;
+              this.drop(h, FILTERED);
+              continue;
+            }
+            if (learned === LEARN_FULL) this.counters.reasons[TABLE_FULL]++;
+            else if (learned === LEARN_PORT_LIMIT) this.security.portLimit++;
           }
 
           const dHi = w0 >>> 16;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MacTable, hiOf, loOf, macFromString, macToString } from './mac-table.js';
+import { LEARN_FULL, LEARN_OK, LEARN_PORT_LIMIT, LEARN_STATIC, MacTable, hiOf, loOf, macFromString, macToString } from './mac-table.js';
 import { rng } from '../lab/rng.js';
 
 const A = macFromString('02:00:00:00:00:0a');
@@ -106,6 +106,55 @@ describe('MacTable', () => {
     expect(t.age(1e9, 1)).toBe(0);
   });
 
+  it('static entries do not count against capacity: a table full of learned MACs still pins a newcomer', () => {
+    const t = new MacTable(8, 5);
+    for (let i = 1; i <= 8; i++) expect(t.learn(0x020000000000 + i, 1, 0)).toBe(true);
+    expect(t.learnHL(0x0200, 99, 2, 0)).toBe(LEARN_FULL);
+    expect(t.staticRoom).toBeGreaterThanOrEqual(4); // ≥ capacity/2
+    expect(t.addStatic(A, 3)).toBe(true);
+    expect(t.lookup(A)).toBe(3);
+    expect([t.size, t.dynamicSize, t.staticSize]).toEqual([9, 8, 1]);
+    // statics are bounded too (the slots keep load ≤ 0.75), never at the cost of a probe that cannot end
+    let n = 1;
+    while (t.addStatic(0x060000000000 + n, 4)) n++;
+    expect(t.size).toBe(t.maxEntries);
+    expect(t.maxEntries).toBeLessThan(t.slots);
+    expect(t.lookup(0x060000000000 + n)).toBe(-1);
+    expect(t.lookup(A)).toBe(3);
+  });
+
+  it('a static entry on another port is neither moved nor refreshed: LEARN_STATIC', () => {
+    const t = new MacTable(16, 2);
+    t.addStatic(A, 5);
+    expect(t.learnHL(hiOf(A), loOf(A), 1, 10)).toBe(LEARN_STATIC);
+    expect(t.lookup(A)).toBe(5);
+    expect(t.learnHL(hiOf(A), loOf(A), 5, 10)).toBe(LEARN_OK);
+    expect(t.learn(A, 1, 10)).toBe(true); // the boolean form keeps its old meaning
+    expect(t.isStatic(A)).toBe(true);
+  });
+
+  it('port limit: a port learns at most portLimit dynamic MACs; others still learn; moves onto a full port are refused', () => {
+    const t = new MacTable(64, 8);
+    t.portLimit = 4;
+    for (let i = 0; i < 4; i++) expect(t.learnHL(0x0200, i, 1, 0)).toBe(LEARN_OK);
+    expect(t.learnHL(0x0200, 100, 1, 0)).toBe(LEARN_PORT_LIMIT);
+    expect(t.learnHL(0x0200, 100, 2, 0)).toBe(LEARN_OK);
+    expect(t.learnHL(0x0200, 100, 1, 0)).toBe(LEARN_PORT_LIMIT); // a move onto port 1
+    expect(t.lookup(0x020000000064)).toBe(2);
+    // statics are not counted
+    expect(t.addStatic(B, 1)).toBe(true);
+    expect(t.portDynamic[1]).toBe(4);
+    // room comes back as entries go (remove, age, move away, flush)
+    t.remove(0x020000000000);
+    expect(t.learnHL(0x0200, 101, 1, 5)).toBe(LEARN_OK);
+    expect(t.learnHL(0x0200, 1, 3, 5)).toBe(LEARN_OK); // moved to port 3
+    expect(t.portDynamic[1]).toBe(3);
+    expect(t.age(5, 5)).toBe(3); // the three not seen since 0 (two on port 1, one on port 2)
+    expect(t.portDynamic[1]).toBe(1);
+    expect(t.flushPort(1)).toBe(2); // 101 and the static B
+    expect([t.portDynamic[1], t.staticSize]).toEqual([0, 0]);
+  });
+
   it('different seeds place keys differently', () => {
     const a = new MacTable(1024, 1);
     const b = new MacTable(1024, 2);
@@ -146,6 +195,7 @@ describe('MacTable', () => {
         }
         if (step % 97 === 0) {
           expect(t.size).toBe(ref.size);
+          for (let port = 1; port <= 4; port++) expect(t.portDynamic[port]).toBe([...ref.values()].filter((v) => v.port === port).length);
           for (let m = 0; m < 80; m++) {
             const mm = 0x020000000000 + m * 0x1000001;
             expect(t.lookup(mm)).toBe(ref.get(mm)?.port ?? -1);

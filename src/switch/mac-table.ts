@@ -12,18 +12,26 @@
  * number form is `hi * 2^32 + lo>>>0`, i.e. the MAC read big-endian
  * (aa:bb:cc:dd:ee:ff → 0xaabbccddeeff).
  *
- * Capacity is fixed: `capacity` entries in `slots` = next power of two ≥
- * 2·capacity slots, so the load factor stays ≤ 0.5 and every probe ends
- * quickly. When `size === capacity`, learning a new MAC is refused (returns
- * false; the caller counts macTableFull); refreshing or moving a known MAC
- * still works.
+ * Capacity is fixed: `capacity` learned (dynamic) entries in `slots` = next
+ * power of two ≥ 2·capacity slots (doubled when that would leave no room
+ * for a static entry). When `dynamicSize === capacity`, learning a new MAC
+ * is refused (LEARN_FULL; the caller counts macTableFull); refreshing or
+ * moving a known MAC still works. Static entries do not count against
+ * `capacity`: they use the room the slots keep beyond it (`staticRoom` ≥
+ * slots/4 − … ≥ capacity/2; total load ≤ 0.75), so a table full of learned
+ * MACs can still pin a newcomer.
+ *
+ * Port security: with `portLimit` > 0, one port may hold at most that many
+ * dynamic entries; learning one more (a new MAC, or a station move onto
+ * the port) is refused (LEARN_PORT_LIMIT). Static entries are not counted.
  *
  * Values: the port id (uint16) and the last time the MAC was seen (ms,
  * float64, as given by the caller — time is injected). Key, port and time
  * share one 16-byte record per slot (see `rec`), so a lookup touches one
  * cache line. Static entries (a flag beside the records) never age and are
- * never moved by learning (e.g. the gateway's MAC). Multicast MACs are
- * never stored (they are never a source).
+ * never moved by learning (e.g. the gateway's MAC, a container's MAC):
+ * learning one on another port answers LEARN_STATIC (a spoof, the caller
+ * decides). Multicast MACs are never stored (they are never a source).
  *
  * The hash is keyed multiply-shift (see hash()): not a cryptographic PRF,
  * but without the seed the slots of chosen MACs are not predictable, and a
@@ -39,6 +47,17 @@
  */
 const EMPTY = -1;
 const TWO32 = 4294967296;
+
+/** learnHL results */
+export const LEARN_OK = 0;
+/** a new MAC and the dynamic table is full */
+export const LEARN_FULL = 1;
+/** the port already holds portLimit dynamic entries */
+export const LEARN_PORT_LIMIT = 2;
+/** the MAC is static on another port: left where it is */
+export const LEARN_STATIC = 3;
+/** a multicast MAC (never a source, never stored) */
+export const LEARN_MULTICAST = 4;
 
 export interface MacEntry {
   mac: number;
@@ -76,13 +95,26 @@ export class MacTable {
   /** hash keys derived from the seed */
   readonly k0: number;
   readonly k1: number;
+  /** entries (dynamic + static) */
   size = 0;
+  dynamicSize = 0;
+  staticSize = 0;
+  /** most entries of both kinds together (load ≤ 0.75) */
+  readonly maxEntries: number;
+  /** dynamic entries one port may hold (0 = no limit) */
+  portLimit = 0;
+  /** per port id: dynamic entries it holds */
+  readonly portDynamic = new Int32Array(0x10000);
+  /** per port id: 1 for a trunk (a VXLAN tunnel port: every remote endpoint behind it), which portLimit does not bound */
+  readonly trunk = new Uint8Array(0x10000);
 
   constructor(capacity = 8192, seed = 0) {
     if (!(capacity >= 1) || capacity > 1 << 24) throw new Error('MAC table capacity must be 1..2^24');
     this.capacity = capacity | 0;
     let slots = 2;
     while (slots < 2 * this.capacity) slots *= 2;
+    if (Math.floor(slots * 0.75) - this.capacity < 1) slots *= 2;
+    this.maxEntries = Math.floor(slots * 0.75);
     this.slots = slots;
     this.mask = slots - 1;
     this.shift = 32 - Math.log2(slots);
@@ -129,33 +161,47 @@ export class MacTable {
     return this.rec[4 * i + 1] >>> 16;
   }
 
+  /** Static entries that can still be added (room beyond the dynamic ones). */
+  get staticRoom(): number {
+    return this.maxEntries - this.size;
+  }
+
   /**
-   * Insert, refresh or move (hi, lo) → port, seen at `now`. False when the
-   * MAC is new and the table is full, or when it is a multicast MAC (never a
-   * source). Static entries are left as they are. Hot.
+   * Insert, refresh or move (hi, lo) → port, seen at `now`. LEARN_OK, or
+   * why not: LEARN_FULL (new MAC, dynamic table full), LEARN_PORT_LIMIT
+   * (the port holds portLimit dynamic entries already), LEARN_STATIC (a
+   * static entry on another port: left as it is), LEARN_MULTICAST. Hot.
    */
-  learnHL(hi: number, lo: number, port: number, now: number): boolean {
+  learnHL(hi: number, lo: number, port: number, now: number): number {
     const rec = this.rec;
     const mask = this.mask;
     let i = this.hash(hi, lo);
     for (;;) {
       const w = rec[4 * i + 1];
       if (w === EMPTY) {
-        if (this.size >= this.capacity || (hi & 0x100) !== 0) return false;
+        if ((hi & 0x100) !== 0) return LEARN_MULTICAST;
+        if (this.dynamicSize >= this.capacity) return LEARN_FULL;
+        if (this.portLimit > 0 && this.portDynamic[port] >= this.portLimit && this.trunk[port] === 0) return LEARN_PORT_LIMIT;
         rec[4 * i] = lo;
         rec[4 * i + 1] = hi | (port << 16);
         this.seen[2 * i + 1] = now;
         this.statics[i] = 0;
         this.size++;
-        return true;
+        this.dynamicSize++;
+        this.portDynamic[port]++;
+        return LEARN_OK;
       }
       if ((w & 0xffff) === hi && rec[4 * i] === lo) {
-        if (w >>> 16 !== port) {
-          if (this.statics[i] !== 0) return true; // a static entry does not move
+        const old = w >>> 16;
+        if (old !== port) {
+          if (this.statics[i] !== 0) return LEARN_STATIC; // a static entry does not move
+          if (this.portLimit > 0 && this.portDynamic[port] >= this.portLimit && this.trunk[port] === 0) return LEARN_PORT_LIMIT;
           rec[4 * i + 1] = hi | (port << 16);
+          this.portDynamic[old]--;
+          this.portDynamic[port]++;
         }
         this.seen[2 * i + 1] = now;
-        return true;
+        return LEARN_OK;
       }
       i = (i + 1) & mask;
     }
@@ -167,27 +213,47 @@ export class MacTable {
     return i < 0 ? -1 : this.portAt(i);
   }
 
-  /** Insert/refresh/move a dynamic entry; false when the table is full (or `mac` is multicast). */
+  /** Insert/refresh/move a dynamic entry; false when refused (full, port limit, multicast); true for a static one (left as it is). */
   learn(mac: number, port: number, now: number): boolean {
-    return this.learnHL(hiOf(mac), loOf(mac), port, now);
+    const r = this.learnHL(hiOf(mac), loOf(mac), port, now);
+    return r === LEARN_OK || r === LEARN_STATIC;
   }
 
   /**
-   * A static entry (never ages, never moved by learning). Replaces a dynamic
-   * entry for the same MAC. False when the table is full or `mac` is
-   * multicast.
+   * A static entry (never ages, never moved by learning), outside
+   * `capacity` and any port limit. Replaces a dynamic entry for the same
+   * MAC (or repins a static one). False when there is no room left
+   * (staticRoom) or `mac` is multicast.
    */
   addStatic(mac: number, port: number): boolean {
     const hi = hiOf(mac);
     const lo = loOf(mac);
+    if ((hi & 0x100) !== 0) return false;
     let i = this.findHL(hi, lo);
-    if (i < 0) {
-      if (!this.learnHL(hi, lo, port, 0)) return false;
-      i = this.findHL(hi, lo);
+    if (i >= 0) {
+      if (this.statics[i] === 0) {
+        this.portDynamic[this.rec[4 * i + 1] >>> 16]--;
+        this.dynamicSize--;
+        this.staticSize++;
+      }
+    } else {
+      if (this.size >= this.maxEntries) return false;
+      i = this.hash(hi, lo);
+      while (this.rec[4 * i + 1] !== EMPTY) i = (i + 1) & this.mask;
+      this.rec[4 * i] = lo;
+      this.size++;
+      this.staticSize++;
     }
     this.rec[4 * i + 1] = hi | (port << 16);
+    this.seen[2 * i + 1] = 0;
     this.statics[i] = 1;
     return true;
+  }
+
+  /** Whether `mac` is a static entry. */
+  isStatic(mac: number): boolean {
+    const i = this.findHL(hiOf(mac), loOf(mac));
+    return i >= 0 && this.statics[i] === 1;
   }
 
   /** Remove `mac` (static or not); true if it was there. */
@@ -232,7 +298,8 @@ export class MacTable {
   /** Remove everything. */
   clear(): void {
     for (let i = 0; i < this.slots; i++) this.rec[4 * i + 1] = EMPTY;
-    this.size = 0;
+    this.size = this.dynamicSize = this.staticSize = 0;
+    this.portDynamic.fill(0);
   }
 
   /** Cold: every entry. */
@@ -260,6 +327,11 @@ export class MacTable {
   private deleteSlot(i: number): void {
     const rec = this.rec;
     const mask = this.mask;
+    if (this.statics[i] !== 0) this.staticSize--;
+    else {
+      this.dynamicSize--;
+      this.portDynamic[rec[4 * i + 1] >>> 16]--;
+    }
     let hole = i;
     let j = i;
     for (;;) {
