@@ -235,4 +235,21 @@ describe('DnsResolver: forwarding upstream', () => {
     expect(r.counters.inflightFull).toBe(1);
     expect(dead.udp.length).toBe(1);
   });
+
+  it('gives each network a share of the forwards in flight: a flood from one leaves room for the others', async () => {
+    const dead = await startServer('silent');
+    const good = await startServer('answer');
+    const r = resolver([dead.addr, good.addr], { timeoutMs: 150, maxInflight: 8 });
+    const flooder: DnsAsker = { networks: ['net-a'], internalOnly: false };
+    const other: DnsAsker = { networks: ['net-b'], internalOnly: false };
+    // net-a asks 20 names at once (each waits on the dead upstream first): only its share (2 of 8) goes out
+    const flood = Promise.all(Array.from({ length: 20 }, (_, i) => ask(r, `n${i}.example`, { id: i, asker: flooder })));
+    const mine = await ask(r, 'outside.example', { id: 99, asker: other });
+    expect(mine.rcode).toBe('NOERROR');
+    expect(ips(mine)).toEqual(['203.0.113.7']);
+    const answers = await flood;
+    expect(answers.filter((a) => a.rcode === 'SERVFAIL').length).toBeGreaterThanOrEqual(18);
+    expect(r.counters.tenantInflightFull).toBe(18);
+    expect(r.counters.inflightFull).toBe(0);
+  });
 });

@@ -18,7 +18,10 @@
  *   answers SERVFAIL. The original id is written back into the reply.
  * - Bound on concurrency: at most `maxInflight` forwards at once (default
  *   1024, Docker's limit); beyond that, null (SERVFAIL), counted in
- *   inflightFull.
+ *   inflightFull. Each tenant (the asker's network, given by the caller)
+ *   may hold at most `maxInflightPerTenant` of them (default a quarter):
+ *   one network flooding names that time out upstream cannot take every
+ *   slot from the others (null, counted in tenantInflightFull).
  * - Cache: NOERROR and NXDOMAIN replies without TC, keyed by lower-cased name,
  *   type, class and the DO/CD bits. An entry lives for the smallest TTL of the
  *   answer and authority records (capped at `maxCacheTtl`, default 3600 s); a
@@ -56,6 +59,8 @@ export interface UpstreamCounters {
   tcpRetries: number;
   cacheFull: number;
   inflightFull: number;
+  /** Forwards refused because the asker's network held its share of the slots. */
+  tenantInflightFull: number;
 }
 
 export interface ForwarderOptions {
@@ -66,6 +71,8 @@ export interface ForwarderOptions {
   /** Seconds; default 3600. */
   maxCacheTtl?: number;
   maxInflight?: number;
+  /** Forwards one tenant (network) may have in flight; default maxInflight / 4. */
+  maxInflightPerTenant?: number;
   /** A float in [0, 1) (like Math.random); default crypto-random. */
   rng?: () => number;
   /** Milliseconds; default Date.now. */
@@ -126,6 +133,9 @@ export class Forwarder {
   private readonly cache = new Map<string, CacheEntry>();
   private lastSweep = -Infinity;
   private inflight = 0;
+  private readonly maxPerTenant: number;
+  /** forwards in flight per tenant (entries removed at 0, so at most maxInflight keys) */
+  private readonly tenants = new Map<string, number>();
 
   constructor(
     readonly upstreams: readonly Upstream[],
@@ -136,6 +146,7 @@ export class Forwarder {
     this.cacheSize = opts.cacheSize ?? 1024;
     this.maxCacheTtl = opts.maxCacheTtl ?? 3600;
     this.maxInflight = opts.maxInflight ?? 1024;
+    this.maxPerTenant = Math.max(1, opts.maxInflightPerTenant ?? Math.ceil(this.maxInflight / 4));
     this.rng = opts.rng ?? (() => randomU16() / 65536);
     this.now = opts.now ?? Date.now;
   }
@@ -148,10 +159,11 @@ export class Forwarder {
    * Resolve `query` (a parsed, valid query with one question) upstream or
    * from the cache. `limit` is the most bytes the client takes (UDP); a
    * cached reply bigger than that is fetched again instead. `dnssecOk`: the
-   * query's OPT has DO set (part of the cache key). Returns the reply with
-   * the query's id, or null when every upstream failed.
+   * query's OPT has DO set (part of the cache key). `tenant`: who asks (a
+   * network id), for the per-tenant share of forwards in flight. Returns the
+   * reply with the query's id, or null when every upstream failed.
    */
-  async exchange(query: Buffer, q: dnsPacket.Question, tcp: boolean, limit: number, dnssecOk = false): Promise<Buffer | null> {
+  async exchange(query: Buffer, q: dnsPacket.Question, tcp: boolean, limit: number, dnssecOk = false, tenant = ''): Promise<Buffer | null> {
     this.counters.forwarded++;
     const key = cacheKey(query, q, dnssecOk);
     const hit = this.fromCache(key, query, limit);
@@ -163,7 +175,13 @@ export class Forwarder {
       this.counters.inflightFull++;
       return null;
     }
+    const held = this.tenants.get(tenant) ?? 0;
+    if (held >= this.maxPerTenant) {
+      this.counters.tenantInflightFull++;
+      return null;
+    }
     this.inflight++;
+    this.tenants.set(tenant, held + 1);
     try {
       for (const up of this.upstreams) {
         const reply = await this.attempt(up, query, q, tcp);
@@ -180,6 +198,9 @@ export class Forwarder {
       return null;
     } finally {
       this.inflight--;
+      const left = (this.tenants.get(tenant) ?? 1) - 1;
+      if (left > 0) this.tenants.set(tenant, left);
+      else this.tenants.delete(tenant);
     }
   }
 

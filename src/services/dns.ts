@@ -180,6 +180,7 @@ export class DnsResolver {
     tcpRetries: 0,
     cacheFull: 0,
     inflightFull: 0,
+    tenantInflightFull: 0,
   };
   private readonly forwarder: Forwarder;
 
@@ -264,7 +265,7 @@ export class DnsResolver {
       return local(RCODE.SERVFAIL);
     }
     if (this.forwarder.upstreams.length === 0) return local(RCODE.NXDOMAIN);
-    const relayed = await this.forwarder.exchange(query, q, transport === 'tcp', limit, dnssecOk);
+    const relayed = await this.forwarder.exchange(query, q, transport === 'tcp', limit, dnssecOk, asker.networks[0] ?? '');
     if (relayed === null) return local(RCODE.SERVFAIL);
     if (relayed.length <= limit) return relayed;
     // Too big for this client over UDP (fetched over TCP, or cached): header + question, TC.
