@@ -72,6 +72,16 @@ describe('IcmpErrors', () => {
     expect(e.rateLimited).toBe(3);
   });
 
+  it('gives each ingress interface its own bucket: a storm on one leaves the others their errors', () => {
+    const e = new IcmpErrors(new FramePool({ capacity: 1 }), { ratePerSec: 10, burst: 3 });
+    e.refill(0);
+    for (let k = 0; k < 100; k++) e.take(5);
+    expect(e.rateLimited).toBe(97);
+    expect([e.take(6), e.take(6), e.take(6), e.take(6)]).toEqual([true, true, true, false]);
+    e.refill(100);
+    expect([e.take(5), e.take(5), e.take(7)]).toEqual([true, false, true]);
+  });
+
   it('returns −1 when the pool is empty', () => {
     const pool = new FramePool({ capacity: 1 });
     const e = new IcmpErrors(pool);

@@ -16,10 +16,13 @@
  * and subnet broadcast), or from 0.0.0.0, loopback, multicast, broadcast
  * or class E sources.
  *
- * Rate limit: one token bucket per router (ratePerSec, burst; Linux's
- * icmp_msgs_per_sec/burst are 1000/50); refill(now) once per breath;
- * take() spends a token or counts `rateLimited`. Nothing allocates besides
- * the pool frame.
+ * Rate limit: one token bucket per ingress interface (ratePerSec, burst;
+ * Linux's icmp_msgs_per_sec/burst are 1000/50), so a network that provokes
+ * errors by the thousand (a traceroute storm, a port scan) spends only its
+ * own tokens: the others still get their "fragmentation needed" (path MTU
+ * discovery) and unreachables. refill(now) once per breath sets the clock;
+ * take(iface) refills that bucket lazily and spends a token, or counts
+ * `rateLimited`. Nothing allocates besides the pool frame.
  */
 import type { FramePool } from '../dataplane/pool.js';
 import { u16, w16, w32 } from '../wire/bytes.js';
@@ -27,6 +30,7 @@ import { checksum } from '../wire/checksum.js';
 import { ETH, ETHERTYPE } from '../wire/ethernet.js';
 import { IPV4, IPV4_FRAG_MASK, IpProto } from '../wire/ipv4.js';
 import { ICMP, IcmpType } from '../wire/icmp.js';
+import { MAX_IFACES } from './ifaces.js';
 
 export interface IcmpRateOptions {
   /** tokens per second (default 1000) */
@@ -49,8 +53,10 @@ export function isMartianSource(ip: number): boolean {
 export class IcmpErrors {
   sent = 0;
   rateLimited = 0;
-  private tokens: number;
-  private last = -1;
+  /** per interface id: tokens, and when they were last refilled (−1: never used, a full bucket) */
+  private readonly tokens = new Float64Array(MAX_IFACES);
+  private readonly last = new Float64Array(MAX_IFACES).fill(-1);
+  private now = 0;
   private readonly rate: number;
   private readonly burst: number;
   private ident = 1;
@@ -61,26 +67,31 @@ export class IcmpErrors {
   ) {
     this.rate = opts.ratePerSec ?? 1000;
     this.burst = opts.burst ?? 50;
-    this.tokens = this.burst;
   }
 
-  /** Add the tokens earned since the last call. */
+  /** The clock for the buckets (once per breath). */
   refill(now: number): void {
-    if (this.last < 0 || now < this.last) {
-      this.last = now;
-      return;
-    }
-    const t = this.tokens + ((now - this.last) * this.rate) / 1000;
-    this.tokens = t > this.burst ? this.burst : t;
-    this.last = now;
+    this.now = now;
   }
 
-  /** Spend a token (true), or count the error as rate-limited (false). */
-  take(): boolean {
-    if (this.tokens >= 1) {
-      this.tokens -= 1;
+  /** Spend a token of interface `iface`'s bucket (true), or count the error as rate-limited (false). */
+  take(iface = 0): boolean {
+    const i = iface >= 0 && iface < MAX_IFACES ? iface : 0;
+    const now = this.now;
+    const last = this.last[i];
+    let t: number;
+    if (last < 0) t = this.burst;
+    else if (now <= last) t = this.tokens[i];
+    else {
+      t = this.tokens[i] + ((now - last) * this.rate) / 1000;
+      if (t > this.burst) t = this.burst;
+    }
+    this.last[i] = now > last ? now : last;
+    if (t >= 1) {
+      this.tokens[i] = t - 1;
       return true;
     }
+    this.tokens[i] = t;
     this.rateLimited++;
     return false;
   }

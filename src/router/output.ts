@@ -210,7 +210,7 @@ export class RouterOutput implements ArpHost {
   sendError(h: number, i: number, src: number, type: number, code: number, rest: number, toGroup: boolean): void {
     const l3 = this.pool.offsets[h] + ETH.HLEN;
     const icmp = this.icmp;
-    if (!icmp.eligible(this.pool.bytes, l3, toGroup) || !icmp.take()) return;
+    if (!icmp.eligible(this.pool.bytes, l3, toGroup) || !icmp.take(i)) return;
     const e = this.replyIface(l3, i);
     if (e < 0) return;
     const g = icmp.build(l3, src, type, code, rest);
