@@ -4,10 +4,11 @@
  * process; `exec` runs a command in a container's namespace directly.
  */
 import { spawn } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { Command, CommanderError } from 'commander';
 import { Client, socketPath } from './client.js';
 import { describeFrame, PcapReader } from './pcap.js';
+import { pipeOut } from './cli-stdout.js';
 
 function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
@@ -31,6 +32,17 @@ function withNewline(s: string): string {
 
 function print(obj: unknown): void {
   process.stdout.write(JSON.stringify(obj, null, 4) + '\n');
+}
+
+/** The pcap file of `capture -w`, opened (created or truncated) before anything is asked of the daemon. */
+async function openCaptureFile(path: string): Promise<FileHandle> {
+  try {
+    return await open(path, 'w', 0o644);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    const why = err.code === 'ENOENT' ? 'no such directory' : err.code === 'EACCES' ? 'permission denied' : err.code === 'EISDIR' ? 'is a directory' : (err.code ?? err.message);
+    throw new Error(`cannot write ${path}: ${why}`);
+  }
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -310,9 +322,8 @@ export async function main(argv: string[]): Promise<number> {
     .description('list tracked connections, like conntrack -L')
     .option('--json', 'machine-readable', false)
     .action(async (o) => {
-      const r = await client().request<{ text: string; flows: unknown[] }>('GET', '/conntrack');
-      if (o.json) print(r.flows);
-      else process.stdout.write(r.text);
+      // streamed: a full table is 131072 lines; neither side holds it whole
+      await pipeOut(await client().stream(`/conntrack${o.json ? '?format=json' : ''}`));
     });
   program
     .command('stats')
@@ -332,8 +343,21 @@ export async function main(argv: string[]): Promise<number> {
     .action(async (target: string, o) => {
       const count = o.count === undefined ? 0 : Number(o.count);
       if (!Number.isInteger(count) || count < 0) throw new Error(`invalid count "${o.count}"`);
-      const res = await client().stream(`/capture?target=${encodeURIComponent(target)}&count=${count}`);
-      const out = o.write ? createWriteStream(o.write) : null;
+      // the file first: a path that cannot be written is a one-line error before the daemon starts capturing
+      const file = o.write ? await openCaptureFile(String(o.write)) : null;
+      let res: Awaited<ReturnType<ReturnType<typeof client>['stream']>>;
+      try {
+        res = await client().stream(`/capture?target=${encodeURIComponent(target)}&count=${count}`);
+      } catch (e) {
+        await file?.close();
+        throw e;
+      }
+      let writeError: Error | null = null;
+      const out = file ? file.createWriteStream() : null;
+      out?.on('error', (e) => {
+        writeError ??= new Error(`cannot write ${o.write}: ${(e as NodeJS.ErrnoException).code ?? e.message}`);
+        res.destroy();
+      });
       const reader = out ? null : new PcapReader();
       const stop = () => res.destroy();
       process.once('SIGINT', stop);
@@ -348,6 +372,7 @@ export async function main(argv: string[]): Promise<number> {
         res.on('error', () => resolve());
       });
       if (out) await new Promise<void>((r) => out.end(r));
+      if (writeError) throw writeError;
     });
 
   try {

@@ -7,6 +7,7 @@
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
+import { exitAfterFlush } from '../control/cli-stdout.js';
 import { DaemonLab, isRoot, ROOT } from '../lab/lab.js';
 
 const FIX = join(ROOT, 'test', 'fixtures');
@@ -96,10 +97,11 @@ async function main(): Promise<number> {
   }
 }
 
+// exit once the output is written out (a pipe takes it asynchronously), quietly when the reader went away
 main().then(
-  (code) => process.exit(code),
+  (code) => exitAfterFlush(code),
   (e) => {
     process.stderr.write(`usernet demo failed: ${e instanceof Error ? e.message : e}\n`);
-    process.exit(1);
+    exitAfterFlush(1);
   },
 );
