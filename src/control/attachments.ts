@@ -5,13 +5,14 @@
  * such as QEMU's own tap (`--iface`). Kept in attachments.json beside
  * state.json and brought back on start.
  */
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute } from 'node:path';
 import type { Logger } from 'pino';
 import { HttpError } from './http-error.js';
 import type { State } from './model.js';
 import { linkExists } from './netns.js';
 import type { AttachSpec, Runtime } from './runtime.js';
+import { writeJsonAtomic } from './state-dir.js';
 
 export interface Attachment {
   name: string;
@@ -31,13 +32,6 @@ function specOf(a: Attachment): AttachSpec {
 const ATTACHMENT_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 /** a Linux interface name: at most 15 bytes, no '/', ':', '%' or white space */
 const IFNAME = /^[a-zA-Z0-9_][a-zA-Z0-9_.-]{0,14}$/;
-
-/** Write JSON to `file` atomically (temp file, then rename), root-only. */
-export function writeJsonAtomic(file: string, data: unknown): void {
-  const tmp = file + '.tmp';
-  writeFileSync(tmp, JSON.stringify(data, null, 2), { mode: 0o600 });
-  renameSync(tmp, file);
-}
 
 export class AttachmentStore {
   list: Attachment[] = [];

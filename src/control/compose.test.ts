@@ -471,3 +471,13 @@ describe('loadCompose', () => {
     expect(p.networks[0]!.name).toBe('my_project_default');
   });
 });
+
+describe('names that fit the daemon (64 characters)', () => {
+  it('refuses a long container_name, network name or project in the file, naming the key', () => {
+    const long = 'x'.repeat(65);
+    expect(() => plan(`services:\n  a:\n    container_name: ${long}\n`)).toThrow(`compose.yml: services.a.container_name: container name "${'x'.repeat(24)}…" is longer than 64 characters`);
+    expect(() => plan(`services:\n  a:\n    networks: [n]\nnetworks:\n  n:\n    name: ${long}\n`)).toThrow(`compose.yml: networks.n.name: network name "${'x'.repeat(24)}…" is longer than 64 characters`);
+    expect(() => plan('services: {a: {}}', 'p'.repeat(55))).toThrow(`compose.yml: name: project name "${'p'.repeat(24)}…" is longer than 54 characters`);
+    expect(plan('services: {a: {}}', 'p'.repeat(54)).containers[0]!.name).toBe(`${'p'.repeat(54)}-a-1`);
+  });
+});

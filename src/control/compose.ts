@@ -45,7 +45,7 @@ import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Cidr, type IpamConfig, checkRequestedAddress, formatCidr, formatIp, parseIp, resolveIpamConfig } from '../services/ipam.js';
-import { State } from './model.js';
+import { NAME_MAX, State } from './model.js';
 import {
   BUILTIN_NETWORKS, CONTAINER_NAME, type Container, type ContainerSpec, HOST_MODE_PORTS_WARNING, NETWORK_NAME,
   type Network, type NetworkSpec, type PortBindingSpec, normaliseAliases, validateAlias, validateBridgeOptions,
@@ -157,6 +157,8 @@ export function planCompose(text: string, fileName: string, project?: string, op
   const root = doc as YMap;
   checkKeys(root, '', TOP_KEYS, fail);
   const proj = projectName(project, root.get('name'), fileName, fail);
+  // <project>_default and <project>-<service>-1 must fit the daemon's 64-character names
+  if (proj.length > NAME_MAX - 10) fail('name', `project name "${proj.slice(0, 24)}…" is longer than ${NAME_MAX - 10} characters`);
   const defs = declareNetworks(root.get('networks'), proj, fail, guard, opts.drivers ?? ['bridge', 'overlay', 'macvlan', 'ipvlan']);
   const implicit: NetDef = { key: 'default', name: `${proj}_default`, external: false, spec: bridgeSpec(`${proj}_default`, proj, 'default'), ipam: null };
   const netOf = (key: string): NetDef | undefined => defs.get(key) ?? (key === 'default' ? implicit : undefined);
@@ -223,6 +225,7 @@ export function planCompose(text: string, fileName: string, project?: string, op
     const m = asMap(raw, at, fail);
     const name = optStr(m.get('container_name'), `${at}.container_name`, fail) ?? `${proj}-${svc}-1`;
     if (!CONTAINER_NAME.test(name)) fail(`${at}.container_name`, `invalid container name "${name}": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
+    if (name.length > NAME_MAX) fail(`${at}.container_name`, `container name "${name.slice(0, 24)}…" is longer than ${NAME_MAX} characters`);
     if (names.has(name)) fail(`${at}.container_name`, `container name "${name}" is already used by services.${names.get(name)}`);
     names.set(name, svc);
     const hostname = optStr(m.get('hostname'), `${at}.hostname`, fail);
@@ -322,6 +325,7 @@ function declareNetworks(v: unknown, project: string, fail: Fail, guard: Guard, 
     const external = ext instanceof Map || (optBool(ext, `${at}.external`, fail) ?? false);
     const name = given ?? (external ? (legacy ?? key) : `${project}_${key}`);
     if (!NETWORK_NAME.test(name)) fail(`${at}.name`, `invalid network name "${name}": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
+    if (name.length > NAME_MAX) fail(`${at}.name`, `network name "${name.slice(0, 24)}…" is longer than ${NAME_MAX} characters`);
     if (external) {
       for (const k of m.keys()) if (k !== 'name' && k !== 'external' && !k.startsWith('x-')) fail(`${at}.${k}`, `conflicting parameters "external" and "${k}" specified`);
       defs.set(key, { key, name, external: true, spec: null, ipam: null });
@@ -405,7 +409,7 @@ export function containerSpec(c: PlannedContainer, plan?: ComposePlan): Containe
  * project (same labels) are reused as they are.
  */
 export function checkPlan(plan: ComposePlan, state: State): void {
-  const sim = State.fromJSON(state.toJSON(), { supportedDrivers: ['bridge', 'overlay', 'macvlan', 'ipvlan'] });
+  const sim = State.fromJSON(state.toJSON(), state.options);
   checkExternal(plan, sim.networks().map((n) => n.name));
   for (const name of downPlan(plan.project, sim, plan).containers) sim.removeContainer(name);
   const wrap = (at: string, fn: () => void): void => {

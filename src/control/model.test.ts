@@ -558,3 +558,45 @@ describe('container network mode (a shared namespace)', () => {
     s.removeContainer('web');
   });
 });
+
+describe("subnets that collide with usernet's own links or special ranges", () => {
+  const reserved = [
+    { name: 'host-link', subnet: { base: 0xc613fffc, prefix: 30 }, what: "usernet's host link" },
+    { name: 'uplink', subnet: { base: 0xc0000200, prefix: 24 }, what: "usernet's uplink up0" },
+  ];
+  const mkd = () => new State({ newId: ids(), supportedDrivers: ['bridge', 'overlay', 'macvlan'], reserved });
+  it.each([
+    ['192.0.2.0/24', "subnet 192.0.2.0/24 overlaps with usernet's uplink up0 (192.0.2.0/24)"],
+    ['192.0.0.0/16', "subnet 192.0.0.0/16 overlaps with usernet's uplink up0 (192.0.2.0/24)"],
+    ['192.0.2.128/25', "subnet 192.0.2.128/25 overlaps with usernet's uplink up0 (192.0.2.0/24)"],
+    ['198.19.255.252/30', "subnet 198.19.255.252/30 overlaps with usernet's host link (198.19.255.252/30)"],
+    ['198.18.0.0/15', "subnet 198.18.0.0/15 overlaps with usernet's host link (198.19.255.252/30)"],
+    ['127.0.0.0/8', 'subnet 127.0.0.0/8 overlaps with the loopback range 127.0.0.0/8 (127.0.0.0/8)'],
+    ['127.5.0.0/16', 'subnet 127.5.0.0/16 overlaps with the loopback range 127.0.0.0/8 (127.0.0.0/8)'],
+    ['224.0.0.0/24', 'subnet 224.0.0.0/24 overlaps with the multicast range 224.0.0.0/4 (224.0.0.0/4)'],
+    ['239.1.0.0/16', 'subnet 239.1.0.0/16 overlaps with the multicast range 224.0.0.0/4 (224.0.0.0/4)'],
+    ['169.254.0.0/16', 'subnet 169.254.0.0/16 overlaps with the link-local range 169.254.0.0/16 (169.254.0.0/16)'],
+    ['0.0.0.0/8', 'subnet 0.0.0.0/8 overlaps with 0.0.0.0/8 ("this network", RFC 1122) (0.0.0.0/8)'],
+    ['0.0.0.0/0', 'subnet 0.0.0.0/0 overlaps with 0.0.0.0/8 ("this network", RFC 1122) (0.0.0.0/8)'],
+    ['240.0.0.0/24', 'subnet 240.0.0.0/24 overlaps with the reserved range 240.0.0.0/4 (240.0.0.0/4)'],
+  ])('bridge on %s is refused and nothing changes', (subnet, msg) => {
+    const s = mkd();
+    rejects(s, () => s.createNetwork({ name: 'n', subnet }), msg);
+    rejects(s, () => s.createNetwork({ name: 'n', driver: 'overlay', subnet }), msg);
+  });
+  it('the default pools skip the uplink and host link subnets', () => {
+    const s = new State({ newId: ids(), reserved: [{ name: 'uplink', subnet: { base: 0xac120000, prefix: 16 }, what: 'uplink' }] });
+    expect(s.createNetwork({ name: 'a' }).subnet).toBe('172.19.0.0/16'); // 172.17 is the default bridge, 172.18 the uplink
+  });
+  it('macvlan may share its parent LAN with the uplink, but never a special range', () => {
+    const s = mkd();
+    expect(s.createNetwork({ name: 'mv', driver: 'macvlan', subnet: '192.0.2.0/24', options: { parent: 'eth9' } }).subnet).toBe('192.0.2.0/24');
+    rejects(s, () => s.createNetwork({ name: 'mv2', driver: 'macvlan', subnet: '127.0.0.0/24', options: { parent: 'eth8' } }), 'subnet 127.0.0.0/24 overlaps with the loopback range 127.0.0.0/8 (127.0.0.0/8)');
+  });
+  it('an overlay network from the cluster on the uplink subnet is refused', () => {
+    const other = new State({ newId: ids(), supportedDrivers: ['bridge', 'overlay'] });
+    const remote = other.createNetwork({ name: 'ov', driver: 'overlay', subnet: '192.0.2.0/24' });
+    const s = mkd();
+    rejects(s, () => s.adoptNetwork(remote), "subnet 192.0.2.0/24 overlaps with usernet's uplink up0 (192.0.2.0/24)");
+  });
+});

@@ -8,6 +8,7 @@ import { ENCRYPTED_OVERLAY_MTU } from '../overlay/seal.js';
 import { VXLAN_OVERHEAD } from '../wire/vxlan.js';
 import { randomBytes } from 'node:crypto';
 import {
+  type ExistingSubnet,
   type IpamConfig,
   gatewayMac,
   ipamConfigFromStrings,
@@ -138,6 +139,12 @@ export interface StateOptions {
   now?: () => Date;
   /** Drivers createNetwork accepts; the rest are "not supported yet". */
   supportedDrivers?: readonly Driver[];
+  /**
+   * Subnets of the daemon's own links (uplink, host link): no network routed
+   * by usernet (bridge, overlay) may overlap them, nor may the default pools
+   * hand them out. The special-purpose ranges are refused for every driver.
+   */
+  reserved?: readonly ExistingSubnet[];
 }
 
 export const STATE_VERSION = 1;

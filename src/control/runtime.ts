@@ -71,6 +71,13 @@ export interface DhcpHooks {
   resolve?(query: Buffer): Promise<Buffer | null>;
 }
 
+/** Which namespaces are this daemon's own (written down before they are made, struck out once deleted). */
+export interface NetnsOwnership {
+  has(name: string): boolean;
+  add(name: string): void;
+  remove(name: string): void;
+}
+
 /** What `usernet attach` puts on a network's switch: a TAP, a QEMU socket, or an existing interface. */
 export type AttachSpec =
   | { kind: 'tap'; ifname: string }
@@ -115,6 +122,8 @@ export class Runtime {
   readonly router: Router;
   uplink: { spec: UplinkSpec; dev: TapDevice | PacketDevice; iface: number } | null = null;
   hostLink: { dev: TapDevice; iface: number } | null = null;
+  /** the namespaces this daemon made (state-dir.ts NetnsLedger): only those are ever removed */
+  netnsLedger: NetnsOwnership = { has: () => false, add: () => undefined, remove: () => undefined };
   /** macvlan/ipvlan networks and their parent interfaces */
   readonly parents: ParentPlane;
   /** the overlay driver's VTEPs (set by the daemon) */
@@ -359,11 +368,19 @@ export class Runtime {
   async createContainer(id: string, name: string, ns: string | null): Promise<void> {
     if (ns !== null) {
       if (await netns.netnsExists(ns)) {
-        // left over from a daemon that died without cleaning up: start afresh
+        // only a namespace this daemon made (a daemon that died without cleaning up) is removed; any other is refused
+        if (!this.netnsLedger.has(ns))
+          throw new Error(`namespace ${ns} already exists and was not made by this usernet daemon: choose another container name or --netns-prefix`);
         this.log.warn({ netns: ns }, 'removing stale namespace');
         await netns.deleteNetns(ns);
       }
-      await netns.createNetns(ns);
+      this.netnsLedger.add(ns);
+      try {
+        await netns.createNetns(ns);
+      } catch (e) {
+        if (!(await netns.netnsExists(ns))) this.netnsLedger.remove(ns);
+        throw e;
+      }
     }
     this.containers.set(id, { name, netns: ns, endpoints: [] });
   }
@@ -433,7 +450,13 @@ export class Runtime {
     for (const ep of c.endpoints) this.closeEndpoint(ep);
     c.endpoints = [];
     this.containers.delete(containerId);
-    if (c.netns !== null) await netns.deleteNetns(c.netns).catch((e) => this.log.warn({ err: e.message }, 'netns delete failed'));
+    if (c.netns === null) return;
+    try {
+      await netns.deleteNetns(c.netns);
+      this.netnsLedger.remove(c.netns);
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'netns delete failed');
+    }
   }
 
   async shutdown(): Promise<void> {

@@ -56,7 +56,18 @@ export interface IpamRequest {
 export interface ExistingSubnet {
   readonly name: string;
   readonly subnet: Cidr;
+  /** what it is when it is not a network (e.g. "usernet's uplink"), for the error */
+  readonly what?: string;
 }
+
+/** Ranges that are never a network's subnet (RFC 6890 special-purpose blocks that cannot carry unicast hosts). */
+export const SPECIAL_PURPOSE_RANGES: readonly ExistingSubnet[] = [
+  { name: '0.0.0.0/8', subnet: { base: 0x00000000, prefix: 8 }, what: '0.0.0.0/8 ("this network", RFC 1122)' },
+  { name: '127.0.0.0/8', subnet: { base: 0x7f000000, prefix: 8 }, what: 'the loopback range 127.0.0.0/8' },
+  { name: '169.254.0.0/16', subnet: { base: 0xa9fe0000, prefix: 16 }, what: 'the link-local range 169.254.0.0/16' },
+  { name: '224.0.0.0/4', subnet: { base: 0xe0000000, prefix: 4 }, what: 'the multicast range 224.0.0.0/4' },
+  { name: '240.0.0.0/4', subnet: { base: 0xf0000000, prefix: 4 }, what: 'the reserved range 240.0.0.0/4' },
+];
 
 /** Longest prefix accepted for a network's subnet. */
 export const MAX_SUBNET_PREFIX = 30;
@@ -224,7 +235,7 @@ export function resolveIpamConfig(req: IpamRequest, existing: readonly ExistingS
     }
     for (const e of existing) {
       if (cidrsOverlap(e.subnet, subnet)) {
-        throw new Error(`subnet ${formatCidr(subnet)} overlaps with network "${e.name}" (${formatCidr(e.subnet)})`);
+        throw new Error(`subnet ${formatCidr(subnet)} overlaps with ${e.what ?? `network "${e.name}"`} (${formatCidr(e.subnet)})`);
       }
     }
   } else {
