@@ -3,7 +3,8 @@
  * Each mutating operation runs inside Daemon.serial() (the dispatch in
  * daemon.ts wraps it) and persists the state when it succeeds.
  */
-import type { Daemon, RequestBody } from './daemon.js';
+import type { ContainerCreate } from './api-schema.js';
+import type { Daemon } from './daemon.js';
 import { inspectContainer, psTable } from './format.js';
 import { formatPortBinding, HOST_MODE_PORTS_WARNING, parsePublish, type Container } from './model.js';
 import { AddressConflict } from './overlay-control.js';
@@ -20,10 +21,9 @@ export function inspectCtr(d: Daemon, c: Container): unknown {
 }
 
 /** `POST containers`: made in the state, then brought up; undone if that fails. */
-export async function createContainer(d: Daemon, b: RequestBody): Promise<{ Id: string; Warnings: string[] }> {
+export async function createContainer(d: Daemon, b: ContainerCreate): Promise<{ Id: string; Warnings: string[] }> {
   const warnings: string[] = [];
-  const publish: string[] = Array.isArray(b.publish) ? b.publish : [];
-  const ports = publish.map((spec) => parsePublish(String(spec)));
+  const ports = (b.publish ?? []).map((spec) => parsePublish(spec));
   const mode = b.network === 'host' || b.network === 'none';
   if (ports.length && mode) warnings.push(b.network === 'host' ? HOST_MODE_PORTS_WARNING : 'Published ports are discarded when using none network mode');
   let c: Container;

@@ -3,7 +3,8 @@
  * and disconnect. Each mutating operation runs inside Daemon.serial() (the
  * dispatch in daemon.ts wraps it) and persists the state when it succeeds.
  */
-import type { Daemon, RequestBody } from './daemon.js';
+import type { NetworkConnect, NetworkCreate, NetworkDisconnect } from './api-schema.js';
+import type { Daemon } from './daemon.js';
 import { inspectNetwork, networkLsTable } from './format.js';
 import { networkPrefixLen, type Network, type State } from './model.js';
 import { AddressConflict } from './overlay-control.js';
@@ -27,15 +28,15 @@ export function inspectNet(d: Daemon, n: Network): unknown {
 }
 
 /** `POST networks`: an overlay network goes through the cluster; undone if it cannot be brought up. */
-export async function createNetwork(d: Daemon, b: RequestBody): Promise<unknown> {
+export async function createNetwork(d: Daemon, b: NetworkCreate): Promise<unknown> {
   const spec = {
     name: b.name,
     driver: b.driver,
     subnet: b.subnet,
     gateway: b.gateway,
     ipRange: b.ipRange,
-    internal: !!b.internal,
-    attachable: !!b.attachable,
+    internal: b.internal ?? false,
+    attachable: b.attachable ?? false,
     options: b.options ?? {},
     labels: b.labels ?? {},
   };
@@ -96,11 +97,11 @@ export async function pruneNetworks(d: Daemon): Promise<unknown> {
  * `POST networks/:x/connect`: another host may claim the address picked
  * first (overlay): pick again, a few times, unless one was given.
  */
-export async function connectNetwork(d: Daemon, ref: string, b: RequestBody): Promise<unknown> {
+export async function connectNetwork(d: Daemon, ref: string, b: NetworkConnect): Promise<unknown> {
   const before = d.state.toJSON();
   let att: ReturnType<State['connect']>;
   for (let attempt = 0; ; attempt++) {
-    att = d.state.connect(ref, String(b.container ?? ''), { ip: b.ip, aliases: b.aliases ?? [] });
+    att = d.state.connect(ref, b.container, { ip: b.ip, aliases: b.aliases ?? [] });
     try {
       await d.overlay?.register(att.container, [att.endpoint]);
       break;
@@ -125,8 +126,8 @@ export async function connectNetwork(d: Daemon, ref: string, b: RequestBody): Pr
 }
 
 /** `POST networks/:x/disconnect` */
-export async function disconnectNetwork(d: Daemon, ref: string, b: RequestBody): Promise<unknown> {
-  const { container: c, network: n, endpoint: ep } = d.state.disconnect(ref, String(b.container ?? ''));
+export async function disconnectNetwork(d: Daemon, ref: string, b: NetworkDisconnect): Promise<unknown> {
+  const { container: c, network: n, endpoint: ep } = d.state.disconnect(ref, b.container);
   d.runtime.unplug(c.id, n.id);
   await d.overlay?.unregister(c, [ep]);
   await d.routeContainer(c);

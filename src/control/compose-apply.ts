@@ -16,6 +16,8 @@ import type { Container, Network } from './model.js';
  */
 export async function composeUp(d: Daemon, plan: ComposePlan): Promise<{ lines: string[] }> {
   if (!plan || typeof plan !== 'object' || !Array.isArray(plan.containers)) throw new HttpError(400, 'request has no compose plan');
+  // the request's shape is checked by api-schema.ts; its references here, before anything changes
+  for (const pc of plan.containers) if (!containerSpec(pc, plan)) throw new HttpError(400, `${plan.file}: services.${pc.service}.network_mode: unknown service`);
   checkPlan(plan, d.state);
   const lines: string[] = [];
   const old = downPlan(plan.project, d.state, plan);

@@ -9,15 +9,16 @@ import http from 'node:http';
 import net from 'node:net';
 import { dirname, join } from 'node:path';
 import pino, { type Logger } from 'pino';
-import { formatConntrack } from '../nat/conntrack.js';
-import { macToNumber, parseIp } from '../services/ipam.js';
+import { makeCidr, macToNumber, parseIp, type ExistingSubnet } from '../services/ipam.js';
 import { networkIcc, networkMtu, networkPrefixLen, outboundEndpoint, State, type Container, type Network, type PortBinding } from './model.js';
-import { Runtime } from './runtime.js';
-import { AttachmentStore, writeJsonAtomic } from './attachments.js';
+import { HOST_LINK, Runtime } from './runtime.js';
+import type { StateOptions } from './records.js';
+import { AttachmentStore } from './attachments.js';
+import { NetnsLedger, StateDirLock, writeJsonAtomic } from './state-dir.js';
 import { serveCapture } from './capture.js';
+import { serveConntrack } from './api-conntrack.js';
 import { HttpError } from './http-error.js';
 import { EmbeddedDns } from './embedded-dns.js';
-import type { ComposePlan } from './compose.js';
 import { composeDown, composeUp } from './compose-apply.js';
 import { collectStats, statsTable, type StatsReport } from './stats.js';
 import { parseUplink } from './uplink.js';
@@ -26,9 +27,22 @@ import { networkMode, parseParent } from './parent-options.js';
 import { connectNetwork, createNetwork, disconnectNetwork, inspectNet, listNetworks, pruneNetworks, removeNetwork } from './api-networks.js';
 import { containerPorts, createContainer, inspectCtr, listContainers, removeContainer } from './api-containers.js';
 import { attach, detach, listAttachments } from './api-attachments.js';
+import { AttachmentCreate, CaptureQuery, ComposeDown, ComposeUp, ContainerCreate, ListQuery, NetworkConnect, NetworkCreate, NetworkDisconnect, parseQuery, parseRequest } from './api-schema.js';
+import { checkDeclaredLength, errorAnswer, parseTarget, readJsonBody, reply } from './api-http.js';
+import type { z } from 'zod';
 
 /** drivers this daemon builds */
-const STATE_OPTS = { supportedDrivers: ['bridge', 'overlay', 'macvlan', 'ipvlan'] as const };
+const DRIVERS_BUILT = ['bridge', 'overlay', 'macvlan', 'ipvlan'] as const;
+
+/** The State's options: the drivers, and the subnets of the daemon's own links (host link, uplink) that no network may take. */
+function stateOptions(opts: DaemonOptions): StateOptions {
+  const reserved: ExistingSubnet[] = [{ name: 'host-link', subnet: makeCidr(HOST_LINK.routerIp, HOST_LINK.prefixLen), what: "usernet's host link" }];
+  if (opts.uplink) {
+    const u = parseUplink(opts.uplink);
+    reserved.push({ name: 'uplink', subnet: makeCidr(u.ip, u.prefixLen), what: `usernet's uplink ${u.name}` });
+  }
+  return { supportedDrivers: DRIVERS_BUILT, reserved };
+}
 
 export interface DaemonOptions {
   socket: string;
@@ -47,9 +61,6 @@ export interface DaemonOptions {
   /** lease TTL of this daemon's cluster records (s) */
   clusterTtl?: number;
 }
-
-/** A request's JSON body (an object, else the request fails with 400). */
-export type RequestBody = Record<string, any>;
 
 export class Daemon {
   readonly state: State;
@@ -72,8 +83,13 @@ export class Daemon {
   ) {
     mkdirSync(opts.stateDir, { recursive: true, mode: 0o700 });
     this.stateFile = join(opts.stateDir, 'state.json');
-    this.state = existsSync(this.stateFile) ? State.fromJSON(JSON.parse(readFileSync(this.stateFile, 'utf8')), STATE_OPTS) : new State(STATE_OPTS);
+    const stateOpts = stateOptions(opts);
+    this.state = existsSync(this.stateFile) ? State.fromJSON(JSON.parse(readFileSync(this.stateFile, 'utf8')), stateOpts) : new State(stateOpts);
     this.runtime = new Runtime(log);
+    this.runtime.netnsLedger = new NetnsLedger(
+      join(opts.stateDir, 'netns.json'),
+      this.state.containers().flatMap((c) => (c.networkMode === 'default' ? [this.netnsName(c)!] : [])),
+    );
     this.runtime.engine.busyPollMs = opts.busyPollMs ?? 0;
     this.dns = new EmbeddedDns(this.state, opts.dns ?? [], log);
     this.attachments = new AttachmentStore(join(opts.stateDir, 'attachments.json'), this.state, this.runtime, log);
@@ -98,9 +114,13 @@ export class Daemon {
     return this.ctrIps.byNet.get(networkId)?.has(ip) ?? false;
   }
 
-  /** Runs mutating operations one at a time. */
+  /** set by stop(): requests that have not started yet are refused (503), the running one finishes */
+  private stopping = false;
+
+  /** Runs mutating operations one at a time; once the daemon is stopping, refuses those not yet started. */
   serial<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.queue.then(fn, fn);
+    const guarded = () => (this.stopping ? Promise.reject(new HttpError(503, 'the usernet daemon is shutting down; nothing was changed')) : fn());
+    const next = this.queue.then(guarded, guarded);
     this.queue = next.catch(() => undefined);
     return next;
   }
@@ -264,7 +284,7 @@ export class Daemon {
       if (alive) throw new Error(`another usernet daemon is listening on ${sock}`);
       unlinkSync(sock);
     }
-    this.server = http.createServer((req, res) => void this.handle(req, res));
+    this.server = http.createServer((req, res) => this.serve(req, res));
     const old = process.umask(0o177);
     try {
       await new Promise<void>((resolve, reject) => {
@@ -277,12 +297,19 @@ export class Daemon {
     chmodSync(sock, 0o600);
   }
 
+  /**
+   * Stop: no new connections; the request being carried out finishes and is
+   * answered (queued ones are refused with 503), so a client never sees a
+   * hang-up for a change that was made; then every device and namespace goes.
+   */
   async stop(): Promise<void> {
-    if (this.server) {
-      this.server.close();
-      this.server.closeAllConnections();
-    }
+    this.stopping = true;
+    const closed = this.server ? new Promise<void>((resolve) => this.server!.close(() => resolve())) : Promise.resolve();
+    this.server?.closeIdleConnections();
     await this.queue.catch(() => undefined);
+    // answers of finished requests drain; then open streams (capture) and stragglers are cut
+    await Promise.race([closed, new Promise((r) => setTimeout(r, 500))]);
+    this.server?.closeAllConnections();
     for (const c of this.state.containers()) await this.stopDns(c);
     await this.overlay?.close();
     await this.runtime.shutdown();
@@ -294,49 +321,55 @@ export class Daemon {
     this.log.info('usernet daemon stopped; every namespace and TAP it made is removed');
   }
 
-  private async body(req: http.IncomingMessage): Promise<RequestBody> {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    if (!chunks.length) return {};
-    try {
-      const v = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-      if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not an object');
-      return v;
-    } catch {
-      throw new HttpError(400, 'request body is not a JSON object');
-    }
+  /** A request's JSON body checked against its schema (an empty body is `{}`). */
+  private async body<S extends z.ZodType>(req: http.IncomingMessage, schema: S): Promise<z.output<S>> {
+    return parseRequest(schema, (await readJsonBody(req)) ?? {});
+  }
+
+  /**
+   * Every request goes through here. Nothing it does can take the daemon
+   * down: a stream error is logged, and an exception that escapes handle()
+   * (a bug) is logged with its stack and answered 500.
+   */
+  private serve(req: http.IncomingMessage, res: http.ServerResponse): void {
+    req.on('error', (e) => this.log.debug({ err: e.message }, 'request stream error'));
+    res.on('error', (e) => this.log.debug({ err: e.message }, 'response stream error (client gone?)'));
+    this.handle(req, res).catch((e: unknown) => {
+      this.log.error({ err: e instanceof Error ? e.stack : String(e), method: req.method, url: req.url?.slice(0, 200) }, 'unexpected error in a request');
+      try {
+        reply(res, 500, { message: `internal error: ${e instanceof Error ? e.message : String(e)}` });
+      } catch {
+        res.destroy();
+      }
+    });
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://usernet');
-    const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
-    const send = (status: number, obj: unknown) => {
-      const data = JSON.stringify(obj ?? null);
-      res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) });
-      res.end(data);
-    };
     try {
-      if (parts[0] === 'capture' && req.method === 'GET') return this.capture(url, req, res);
+      const { url, parts } = parseTarget(req.url ?? '/');
+      checkDeclaredLength(req);
+      if (parts[0] === 'capture' && parts.length === 1 && req.method === 'GET') return this.capture(url, req, res);
+      if (parts[0] === 'conntrack' && parts.length === 1 && req.method === 'GET') return await serveConntrack(url, res, this.runtime.conntrack, () => this.runtime.engine.clock());
       const out = await this.route(req.method ?? 'GET', parts, url, req);
-      send(200, out);
+      reply(res, 200, out);
     } catch (e) {
-      const status = e instanceof HttpError ? e.status : /not found|no such/i.test((e as Error).message) ? 404 : 400;
-      if (!(e instanceof HttpError) && !(e as Error).message) this.log.error(e);
-      send(status, { message: (e as Error).message });
+      const { status, message } = errorAnswer(e);
+      if (status >= 500) this.log.error({ err: e instanceof Error ? e.stack : String(e), method: req.method, url: req.url?.slice(0, 200) }, 'internal error in a request');
+      reply(res, status, { message });
     }
   }
 
   /** The API: one line per endpoint; mutating operations run one at a time (serial()). */
   private async route(method: string, p: string[], url: URL, req: http.IncomingMessage): Promise<unknown> {
-    const table = url.searchParams.get('format') === 'table';
-    const key = `${method} ${p[0] ?? ''}${p.length > 1 ? '/:x' : ''}${p.length > 2 ? '/' + p[2] : ''}`;
+    const table = () => parseQuery(ListQuery, url).format === 'table';
+    const key = p.length > 3 ? '' : `${method} ${p[0] ?? ''}${p.length > 1 ? '/:x' : ''}${p.length > 2 ? '/' + p[2] : ''}`;
     switch (key) {
       case 'GET info':
         return { pid: process.pid, socket: this.opts.socket, netnsPrefix: this.opts.netnsPrefix };
       case 'GET networks':
-        return listNetworks(this, table);
+        return listNetworks(this, table());
       case 'POST networks': {
-        const b = await this.body(req);
+        const b = await this.body(req, NetworkCreate);
         return this.serial(() => createNetwork(this, b));
       }
       case 'GET networks/:x':
@@ -347,17 +380,17 @@ export class Daemon {
         if (p[1] !== 'prune') break;
         return this.serial(() => pruneNetworks(this));
       case 'POST networks/:x/connect': {
-        const b = await this.body(req);
+        const b = await this.body(req, NetworkConnect);
         return this.serial(() => connectNetwork(this, p[1], b));
       }
       case 'POST networks/:x/disconnect': {
-        const b = await this.body(req);
+        const b = await this.body(req, NetworkDisconnect);
         return this.serial(() => disconnectNetwork(this, p[1], b));
       }
       case 'GET containers':
-        return listContainers(this, table);
+        return listContainers(this, table());
       case 'POST containers': {
-        const b = await this.body(req);
+        const b = await this.body(req, ContainerCreate);
         return this.serial(() => createContainer(this, b));
       }
       case 'GET containers/:x':
@@ -365,31 +398,32 @@ export class Daemon {
       case 'DELETE containers/:x':
         return this.serial(() => removeContainer(this, p[1]));
       case 'POST compose/:x': {
-        const b = await this.body(req);
-        if (p[1] === 'up') return this.serial(() => composeUp(this, b.plan as ComposePlan));
-        if (p[1] === 'down') return this.serial(() => composeDown(this, String(b.project ?? ''), b.plan as ComposePlan | undefined));
+        if (p[1] === 'up') {
+          const b = await this.body(req, ComposeUp);
+          return this.serial(() => composeUp(this, b.plan));
+        }
+        if (p[1] === 'down') {
+          const b = await this.body(req, ComposeDown);
+          return this.serial(() => composeDown(this, b.project, b.plan));
+        }
         break;
       }
       case 'GET containers/:x/port':
         return containerPorts(this, p[1]);
-      case 'GET conntrack': {
-        const flows = this.runtime.conntrack.list(this.runtime.engine.clock());
-        return { flows, text: formatConntrack(flows) };
-      }
       case 'GET attachments':
         return listAttachments(this);
       case 'POST attachments': {
-        const b = await this.body(req);
+        const b = await this.body(req, AttachmentCreate);
         return this.serial(() => attach(this, b));
       }
       case 'DELETE attachments/:x':
         return this.serial(() => detach(this, p[1]));
       case 'GET stats': {
         const report = this.stats();
-        return table ? { table: statsTable(report) } : report;
+        return table() ? { table: statsTable(report) } : report;
       }
     }
-    throw new HttpError(404, `no such endpoint: ${method} ${url.pathname}`);
+    throw new HttpError(404, `no such endpoint: ${method} ${url.pathname.length > 100 ? url.pathname.slice(0, 100) + '…' : url.pathname}`);
   }
 
   stats(): StatsReport {
@@ -397,8 +431,25 @@ export class Daemon {
   }
 
   private capture(url: URL, req: http.IncomingMessage, res: http.ServerResponse): void {
-    serveCapture(url, req, res, this.state, this.runtime);
+    serveCapture(parseQuery(CaptureQuery, url), req, res, this.state, this.runtime);
   }
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const NETNS_PREFIX = /^[a-zA-Z0-9_.-]{0,64}$/;
+
+/** The daemon's options that can be checked before anything is touched: a one-line reason, or null. */
+export function checkDaemonOptions(opts: DaemonOptions): string | null {
+  if (!LOG_LEVELS.includes(opts.logLevel)) return `invalid --log-level "${opts.logLevel}": one of ${LOG_LEVELS.join(', ')}`;
+  if (!NETNS_PREFIX.test(opts.netnsPrefix)) return `invalid --netns-prefix "${opts.netnsPrefix}": at most 64 characters [a-zA-Z0-9_.-]`;
+  if (opts.uplink) {
+    try {
+      parseUplink(opts.uplink);
+    } catch (e) {
+      return (e as Error).message;
+    }
+  }
+  return null;
 }
 
 export async function runDaemon(opts: DaemonOptions): Promise<number> {
@@ -406,31 +457,60 @@ export async function runDaemon(opts: DaemonOptions): Promise<number> {
     process.stderr.write('usernet: the daemon must run as root (it creates TAP devices and namespaces)\n');
     return 1;
   }
-  const log = pino({ level: opts.logLevel, base: { pid: process.pid } }, pino.destination(2));
-  const d = new Daemon(opts, log);
+  const bad = checkDaemonOptions(opts);
+  if (bad) {
+    process.stderr.write(`usernet: ${bad}\n`);
+    return 1;
+  }
+  let lock: StateDirLock;
   try {
+    lock = StateDirLock.acquire(opts.stateDir);
+  } catch (e) {
+    process.stderr.write(`usernet: ${(e as Error).message}\n`);
+    return 1;
+  }
+  const log = pino({ level: opts.logLevel, base: { pid: process.pid } }, pino.destination(2));
+  // a bug in a callback (an event handler, a timer) must not take the lab down: every container would
+  // lose its interfaces and the namespaces would stay behind. Log it with its stack and keep serving.
+  process.on('uncaughtException', (e) => log.error({ err: e instanceof Error ? e.stack : String(e) }, 'uncaught exception (the daemon keeps running)'));
+  process.on('unhandledRejection', (e) => log.error({ err: e instanceof Error ? e.stack : String(e) }, 'unhandled rejection (the daemon keeps running)'));
+  // a signal during start-up is held until start-up ends, so that what it made is removed again
+  let signalled: string | null = null;
+  let onSignal: (sig: string) => void = (sig) => void (signalled ??= sig);
+  const handler = (sig: NodeJS.Signals) => onSignal(sig);
+  process.on('SIGTERM', handler);
+  process.on('SIGINT', handler);
+  let d: Daemon | null = null;
+  try {
+    d = new Daemon(opts, log);
     await d.start();
   } catch (e) {
     process.stderr.write(`usernet: ${(e as Error).message}\n`);
-    await d.overlay?.close().catch(() => undefined);
-    await d.runtime.shutdown().catch(() => undefined);
+    await d?.overlay?.close().catch(() => undefined);
+    await d?.runtime.shutdown().catch(() => undefined);
+    lock.release(true); // a state directory this start made goes again
     return 1;
   }
+  const daemon = d;
   return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (sig: string) => {
       if (stopping) return;
       stopping = true;
       log.info({ signal: sig }, 'stopping');
-      d.stop().then(
-        () => resolve(0),
+      daemon.stop().then(
+        () => {
+          lock.release();
+          resolve(0);
+        },
         (e) => {
           log.error({ err: (e as Error).message }, 'stop failed');
+          lock.release();
           resolve(1);
         },
       );
     };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
+    onSignal = stop;
+    if (signalled) stop(signalled);
   });
 }

@@ -27,6 +27,8 @@
  */
 import {
   type Cidr,
+  type ExistingSubnet,
+  SPECIAL_PURPOSE_RANGES,
   allocateAddress,
   checkRequestedAddress,
   cidrsOverlap,
@@ -84,6 +86,18 @@ import { checkContainer, checkNetwork } from './state-file.js';
 
 export * from './records.js';
 
+/**
+ * Longest network or container name. A container's namespace is
+ * `<netns prefix><name>` (a file under /run/netns), and names end up in
+ * every answer, event and the state file; Docker-style names this long are
+ * already unwieldy.
+ */
+export const NAME_MAX = 64;
+
+function checkNameLength(name: string, what: string): void {
+  if (name.length > NAME_MAX) throw new Error(`invalid ${what} name "${name.slice(0, 24)}…": longer than ${NAME_MAX} characters`);
+}
+
 export class State {
   private nets: Network[] = [];
   private ctrs: Container[] = [];
@@ -98,7 +112,8 @@ export class State {
   /** Endpoints held outside the State (the daemon's attachments): such a network is in use. */
   extraInUse: ((networkId: string) => boolean) | null = null;
 
-  constructor(opts: StateOptions = {}) {
+  constructor(readonly options: StateOptions = {}) {
+    const opts = options;
     this.newId = opts.newId ?? randomId;
     this.now = opts.now ?? (() => new Date());
     this.supported = new Set(opts.supportedDrivers ?? ['bridge']);
@@ -186,9 +201,16 @@ export class State {
 
   // ------------------------------------------------------------ networks
 
+  /** What a network of this driver may not overlap besides other networks: the special-purpose ranges, and usernet's own links for the drivers it routes. */
+  private reservedFor(driver: Driver): readonly ExistingSubnet[] {
+    const own = driver === 'bridge' || driver === 'overlay' ? (this.options.reserved ?? []) : [];
+    return [...SPECIAL_PURPOSE_RANGES, ...own];
+  }
+
   createNetwork(spec: NetworkSpec): Network {
     const name = spec.name;
     if (typeof name !== 'string' || name === '') throw new Error('network name is required');
+    checkNameLength(name, 'network');
     if ((BUILTIN_NETWORKS as readonly string[]).includes(name) || name === 'default') {
       throw new Error(`operation is not permitted on predefined ${name} network`);
     }
@@ -211,9 +233,10 @@ export class State {
       const other = this.nets.find((n) => (n.driver === 'macvlan' || n.driver === 'ipvlan') && n.options.parent === options.parent);
       if (other) throw new Error(`parent ${options.parent} is already used by network ${other.name}`);
     }
-    const existing = this.nets
-      .filter((n) => n.subnet !== null)
-      .map((n) => ({ name: n.name, subnet: parseCidr(n.subnet!) }));
+    const existing = [
+      ...this.reservedFor(driver as Driver),
+      ...this.nets.filter((n) => n.subnet !== null).map((n) => ({ name: n.name, subnet: parseCidr(n.subnet!) })),
+    ];
     const pools = driver === 'overlay' ? OVERLAY_POOLS : undefined;
     const ipam = resolveIpamConfig({ subnet: spec.subnet, gateway: spec.gateway, ipRange: spec.ipRange }, existing, pools);
     const net = withGatewayMac({
@@ -247,6 +270,8 @@ export class State {
     if (this.nets.some((n) => n.name === net.name)) throw new Error(`network name ${net.name} is already used by a local network`);
     if (net.subnet !== null) {
       const sub = parseCidr(net.subnet);
+      const own = this.reservedFor(net.driver).find((r) => cidrsOverlap(r.subnet, sub));
+      if (own) throw new Error(`subnet ${net.subnet} overlaps with ${own.what ?? own.name} (${formatCidr(own.subnet)})`);
       const clash = this.nets.find((n) => n.subnet !== null && cidrsOverlap(parseCidr(n.subnet), sub));
       if (clash) throw new Error(`subnet ${net.subnet} overlaps with network "${clash.name}" (${clash.subnet})`);
     }
@@ -287,6 +312,7 @@ export class State {
   createContainer(spec: ContainerSpec): Container {
     const name = spec.name;
     if (typeof name !== 'string' || name === '') throw new Error('container name is required (--name)');
+    checkNameLength(name, 'container');
     if (!CONTAINER_NAME.test(name)) {
       throw new Error(`Invalid container name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
     }
