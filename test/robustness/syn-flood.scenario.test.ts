@@ -19,21 +19,25 @@ import { FIX, FloodLab, OUTSIDE_IP, UPLINK_IP } from './flood-lab.js';
 const root = requireRoot('SYN flood scenario (uplink TAP, outside namespace, raw-socket flood)');
 const CAPACITY = 4096;
 
-describe.runIf(root)('a SYN flood from outside', () => {
-  const lab = new FloodLab('synf');
-  const d = lab.d;
-
+/** The flood lab (small conntrack), a server outside on 7000, `c2` on network `other`, and whatever `more` adds; removed after the suite. */
+function floodLab(tag: string, more: (lab: FloodLab) => void = () => undefined): FloodLab {
+  const lab = new FloodLab(tag);
   beforeAll(async () => {
     await lab.start(CAPACITY);
     await lab.servePeer(lab.outside, 'tcp', 7000, 'outside');
-    d.ok('network', 'create', '--subnet', '10.211.2.0/24', 'other');
-    d.ok('run', '--name', 'c2', '--network', 'other');
+    lab.d.ok('network', 'create', '--subnet', '10.211.2.0/24', 'other');
+    lab.d.ok('run', '--name', 'c2', '--network', 'other');
+    more(lab);
   }, 60_000);
-
   afterAll(async () => {
     await lab.cleanup();
-    expect(listNetns().filter((n) => n.startsWith(d.prefix))).toEqual([]);
+    expect(listNetns().filter((n) => n.startsWith(lab.d.prefix))).toEqual([]);
   });
+  return lab;
+}
+
+describe.runIf(root)('a SYN flood from outside', () => {
+  const lab = floodLab('synf');
 
   it('admits new flows on every network within seconds, and established flows keep moving', async () => {
     // an established connection through the published port, echoing all along
@@ -95,22 +99,11 @@ describe.runIf(root)('a SYN flood from outside', () => {
  * an outside client of a published port must still get new connections.
  */
 describe.runIf(root)('a SYN flood from inside a container', () => {
-  const lab = new FloodLab('syni');
-  const d = lab.d;
-
-  beforeAll(async () => {
-    await lab.start(CAPACITY);
-    await lab.servePeer(lab.outside, 'tcp', 7000, 'outside');
-    d.ok('network', 'create', '--subnet', '10.211.3.0/24', 'flood');
-    d.ok('run', '--name', 'flooder', '--network', 'flood');
-    d.ok('network', 'create', '--subnet', '10.211.2.0/24', 'other');
-    d.ok('run', '--name', 'c2', '--network', 'other');
-  }, 60_000);
-
-  afterAll(async () => {
-    await lab.cleanup();
-    expect(listNetns().filter((n) => n.startsWith(d.prefix))).toEqual([]);
+  const lab = floodLab('syni', (l) => {
+    l.d.ok('network', 'create', '--subnet', '10.211.3.0/24', 'flood');
+    l.d.ok('run', '--name', 'flooder', '--network', 'flood');
   });
+  const d = lab.d;
 
   it('fills only its own share: other networks and the outside still open new flows', async () => {
     const f = spawn('ip', ['netns', 'exec', lab.ctr('flooder'), 'python3', join(FIX, 'syn_flood.py'), OUTSIDE_IP, '7000', '60000', '10', '10.211.3'], { stdio: ['ignore', 'pipe', 'pipe'] });
