@@ -313,7 +313,9 @@ export class Router {
     const ct = this.ct;
     if (tracked) {
       const r = ct.find(proto, src, dst, ports);
-      if (r >= 0) return this.established(h, i, l3, r >>> 1, r & 1, flags, total, ff);
+      // ICMP echo is keyed by its type too (as Linux's conntrack): requests go the way the flow was made, replies back;
+      // a request in the reply direction is not the flow's (the answering side cannot ping in through it)
+      if (r >= 0 && (icmpType < 0 || (icmpType === 8) === ((r & 1) === CT_ORIGINAL))) return this.established(h, i, l3, r >>> 1, r & 1, flags, total, ff);
     }
     if (icmpType === 3 || icmpType === 4 || icmpType === 11 || icmpType === 12) return this.icmpErrorIn(h, i, l3, total, dst);
     if (icmpType === 5) return this.drop(h, R.unsupported, i); // redirects are for the router, never passed on
