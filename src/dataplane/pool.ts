@@ -76,7 +76,8 @@ export class FramePool {
   }
 
   free(h: number): void {
-    if (this.live[h] === 0) throw new Error(`double free of frame ${h}`);
+    // a handle out of range (−1 from a failed alloc) would corrupt the free stack: live[h] is undefined there
+    if (this.live[h] !== 1) throw new Error(this.live[h] === 0 ? `double free of frame ${h}` : `free of a bad frame handle ${h}`);
     this.live[h] = 0;
     this.freeStack[this.freeTop++] = h;
   }

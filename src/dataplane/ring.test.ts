@@ -46,6 +46,8 @@ describe('FramePool', () => {
     p.free(a);
     p.free(b);
     expect(() => p.free(b)).toThrow(/double free/);
+    expect(() => p.free(-1)).toThrow(/bad frame handle -1/);
+    expect(() => p.free(4)).toThrow(/bad frame handle 4/);
     expect(p.available).toBe(4);
   });
   it('counts exhaustion instead of growing', () => {

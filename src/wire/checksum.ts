@@ -12,7 +12,11 @@
  * - pseudoHeaderSum(): IPv4 pseudo-header for TCP/UDP (src, dst, proto, L4 length).
  * - csumUpdate16/32(): RFC 1624 eqn. 3, HC' = ~(~HC + ~m + m'), for a
  *   16-bit or 32-bit field that changed from m to m'. Eqn. 3 (unlike eqn. 2)
- *   gives the same result as full recomputation, including 0x0000.
+ *   gives the same result as full recomputation but for one case: when
+ *   the covered data is all zero, it gives 0x0000 where recomputation gives
+ *   0xffff (only the latter verifies). Real headers never are (an IPv4
+ *   header has its version; only an ICMP echo reply whose id, sequence
+ *   and payload are all zero could be), so the NAT keeps eqn. 3.
  *
  * Note for UDP: a computed checksum of 0x0000 is sent as 0xffff, and a
  * field of 0 means "no checksum" (do not update it incrementally).
