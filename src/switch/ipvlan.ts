@@ -61,7 +61,8 @@
  *   badSrcMac  a child's frame not from parentMac (every mode)
  *   malformed  an IPv4 header shorter than 20 bytes or not version 4, an
  *              ARP packet that is not Ethernet/IPv4 or is truncated
- *   notForUs   unicast from the parent not for a child
+ *   notForUs   unicast from the parent not for a child; a broadcast or
+ *              multicast from the parent while no child is attached
  *   filtered   l3: broadcast/multicast; l2: our own broadcast hairpinned
  *   noRoute    l3: next hop unknown (an ARP request went out instead)
  *   hairpin    a child's frame to its own address
@@ -179,7 +180,7 @@ export class IpvlanSwitch extends ChildPortSwitch implements Element {
     if (m < 0) throw new Error(`unknown ipvlan mode "${String(opts.mode)}" (l2, l3, l3s)`);
     const pm = opts.parentMac;
     if (!Number.isInteger(pm) || pm <= 0 || pm > 0xffffffffffff || isMulticastMac(pm)) throw new Error('ipvlan: parentMac must be a unicast MAC');
-    super(pool, parent, opts.maxChildren ?? 1024, -1);
+    super(pool, parent, opts.maxChildren ?? 1024, NOT_FOR_US); // a group frame with no child at all is counted, not silently freed
     this.m = m;
     this.mode = opts.mode;
     this.parentMac = pm;
