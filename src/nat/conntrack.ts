@@ -24,7 +24,7 @@
  *         when free), 10–11 orig bytes, 12–13 reply bytes; Uint32 words 14,
  *         15 orig / reply packets (mod 2^32; word 7 counts the wraps).
  *   mark  Uint32Array: free for the router (e.g. interface ids).
- * Free flow ids are kept on a stack.
+ * Free flow ids are kept on a stack (in ConntrackEvict, see Bounds).
  *
  * States and timeouts (ms, `Timeouts`; defaults are netfilter's):
  *   TCP   the state machine of ./tcp-state.ts, driven by seen() with the
@@ -46,28 +46,15 @@
  * that made the flow with seen(). An expired flow stays findable until
  * tick() reaches it (≤ 4 s); compare expires(flow) with now where it matters.
  *
- * Bounds (Linux's early drop, plus zone quotas): create() on a full table
- * reclaims one flow among up to 64 scanned from a rotating cursor: an
- * already expired one at once, else a NOT ASSURED one — never answered
- * (counters.evicted) or answered but not established (counters.earlyDrop:
- * the SYN_RECV flows a SYN flood leaves, as the container answers every
- * SYN) — the one closest to expiry (so the oldest of a state; the cursor
- * then moves just past it). Assured flows (established TCP, answered
- * UDP/ICMP) are never taken, so running connections survive any flood.
- *   Zones: create() takes a zone (0..8191; the router passes its ingress
- * iface + 1, so each network, the uplink — "outside" — and the host link
- * are zones; 0 = none given). Each zone's live unassured flows are counted
- * (zoneUnassured); a zone holding ≥ zoneQuota (default capacity/4) of them
- * is "at quota". Among the scanned flows a victim from a zone at quota is
- * preferred (counters.quotaDrop); a new flow of a zone at quota may only
- * take a victim from a zone at quota (else it is refused:
- * counters.quotaRefused, in full too). So a flood from one zone (a network,
- * or every outside client together: the uplink is one zone) uses up its own
- * flows, and the new, still unassured flows of other zones are not pushed
- * out before they complete. (Per-source quotas were not added: the outside
- * is one zone; a spoofed flood has no meaningful source anyway.)
- *   If none of the 64 may go, create() refuses (−1, counters.full; the
- * cursor moves past the 64). tick(now) expires incrementally: each call
+ * Bounds (Linux's early drop, plus zone quotas; ./conntrack-evict.ts):
+ * create() on a full table frees one flow among up to 64 scanned from a
+ * rotating cursor — an expired one, else a NOT ASSURED one (counters.evicted,
+ * counters.earlyDrop), preferring zones at their quota (counters.quotaDrop)
+ * — and refuses (−1, counters.full; counters.quotaRefused too when the new
+ * flow's zone is at quota) when none may go; assured flows are never taken.
+ * create() takes a zone (0..8191; 0 = none given); live unassured flows are
+ * counted per zone (zoneUnassured, against zoneQuota, default capacity/4).
+ *   tick(now) expires incrementally (also ConntrackEvict's): each call
  * scans a slice of max(4096, capacity/4) flows, so at ~1 call/s every flow
  * is visited within 4 s.
  *
@@ -80,6 +67,7 @@ import { formatConntrack, flowInfo, type FlowInfo } from './conntrack-format.js'
 import { TupleIndex } from './tuple-index.js';
 import { DEFAULT_TIMEOUTS, MAX_ZONE, type ConntrackCounters, type ConntrackOptions, type Timeouts } from './conntrack-config.js';
 import { lookupBulk } from './conntrack-bulk.js';
+import { ConntrackEvict } from './conntrack-evict.js';
 
 export { TcpState } from './tcp-state.js';
 export { formatConntrack, type FlowInfo, type FlowSide } from './conntrack-format.js';
@@ -105,8 +93,6 @@ const EMPTY = -1;
 const S_SYN_SENT = 1;
 const S_ESTABLISHED = 3;
 const S_TIME_WAIT = 7;
-/** flows scanned by create() on a full table */
-const EVICT_SCAN = 64;
 /** int32 words per key of lookupBulk() (see conntrack-bulk.ts) */
 export const KEY_STRIDE = 8;
 
@@ -124,21 +110,16 @@ export class Conntrack {
   readonly counters: ConntrackCounters = {
     inserted: 0, deleted: 0, expired: 0, evicted: 0, earlyDrop: 0, quotaDrop: 0, full: 0, quotaRefused: 0, clash: 0, searched: 0, found: 0, // prettier-ignore
   };
-  /** live unassured flows per zone (index = zone) */
-  readonly zoneUnassured = new Int32Array(MAX_ZONE + 1);
+  /** the bounds policy: zone counts, early-drop victim choice (conntrack-evict.ts) */
+  private readonly evict: ConntrackEvict;
+  /** live unassured flows per zone (index = zone; the evict policy's array) */
+  readonly zoneUnassured: Int32Array;
   /** unassured flows a zone may hold before it is "at quota" (see the header) */
   readonly zoneQuota: number;
-  /** live unassured flows, all zones */
-  unassured = 0;
   /** TCP timeout by state */
   private readonly tcpTimeout: Float64Array;
   /** tcp-state.ts's TCP_NEXT, as a field: an imported binding is reloaded (and TDZ-checked) on every use */
   private readonly tcpNext = TCP_NEXT;
-  private readonly freeIds: Int32Array;
-  private freeTop: number;
-  private evictCursor = 0;
-  private tickCursor = 0;
-  private readonly tickSlice: number;
   /** xor of the words lookupBulk touched (stored so the touches are not optimised away) */
   touched = 0;
 
@@ -156,25 +137,26 @@ export class Conntrack {
     this.recF = new Float64Array(this.rec.buffer);
     for (let f = 0; f < cap; f++) this.recF[(f << 3) + F_EXP] = Infinity;
     this.mark = new Uint32Array(cap);
-    this.freeIds = new Int32Array(cap);
-    for (let i = 0; i < cap; i++) this.freeIds[i] = cap - 1 - i;
-    this.freeTop = cap;
-    this.tickSlice = Math.max(4096, Math.ceil(cap / 4));
-    const q = opts.zoneQuota ?? Math.max(1, Math.floor(cap / 4));
-    if (!(q >= 1) || !Number.isInteger(q)) throw new Error('conntrack zoneQuota must be an integer ≥ 1');
-    this.zoneQuota = q;
+    this.evict = new ConntrackEvict(cap, opts.zoneQuota, this.index, this.rec, this.recF, this.counters);
+    this.zoneUnassured = this.evict.zoneUnassured;
+    this.zoneQuota = this.evict.zoneQuota;
     const t = { ...DEFAULT_TIMEOUTS, ...opts.timeouts };
     this.timeouts = t;
     this.tcpTimeout = Float64Array.from([t.tcpClose, t.tcpSynSent, t.tcpSynRecv, t.tcpEstablished, t.tcpFinWait, t.tcpCloseWait, t.tcpLastAck, t.tcpTimeWait, t.tcpClose]); // prettier-ignore
   }
 
+  /** live unassured flows, all zones */
+  get unassured(): number {
+    return this.evict.unassured;
+  }
+
   get size(): number {
-    return this.capacity - this.freeTop;
+    return this.capacity - this.evict.free;
   }
 
   /** Total bytes of the table's typed arrays. */
   get tableBytes(): number {
-    return this.idx.byteLength + this.rec.byteLength + this.mark.byteLength + this.freeIds.byteLength;
+    return this.idx.byteLength + this.rec.byteLength + this.mark.byteLength + this.evict.bytes;
   }
 
   // ----------------------------------------------------------------- hot
@@ -260,7 +242,7 @@ export class Conntrack {
       timeout = proto === 17 ? ((meta & F_REPLIED) !== 0 ? t.udpStream : t.udp) : proto === 1 ? t.icmp : t.generic;
     }
     rec[b | W_META] = meta;
-    if (((meta ^ was) & F_ASSURED) !== 0) this.assuredChanged(meta);
+    if (((meta ^ was) & F_ASSURED) !== 0) this.evict.assuredChanged(meta);
     const recF = this.recF;
     const fb = flow << 3;
     recF[fb + F_EXP] = now + timeout;
@@ -344,11 +326,8 @@ export class Conntrack {
       this.counters.clash++;
       return -1;
     }
-    if (this.freeTop === 0 && !this.reclaim(now, zone)) {
-      this.counters.full++;
-      return -1;
-    }
-    const f = this.freeIds[--this.freeTop];
+    const f = this.evict.take(now, zone);
+    if (f < 0) return -1;
     const b = f << 4;
     const rec = this.rec;
     rec[b] = os;
@@ -358,8 +337,6 @@ export class Conntrack {
     rec[b + 4] = rd;
     rec[b + 5] = rp;
     rec[b | W_META] = proto | (TcpState.NONE << 8) | F_USED | (zone << ZONE_SHIFT);
-    this.zoneUnassured[zone]++;
-    this.unassured++;
     this.clearAcct(f);
     this.mark[f] = 0;
     const t = this.timeouts;
@@ -373,30 +350,13 @@ export class Conntrack {
   /** Remove a live flow (both tuples). */
   remove(flow: number): void {
     if (!this.inUse(flow)) return;
-    this.drop(flow);
+    this.evict.drop(flow);
     this.counters.deleted++;
   }
 
-  /**
-   * Expire flows with expires ≤ now among the next slice of flow ids
-   * (incremental; call about once a second). Returns how many expired.
-   */
+  /** Expire flows among the next slice of flow ids (incremental, see the header; call about once a second). Returns how many expired. */
   tick(now: number): number {
-    const recF = this.recF;
-    const cap = this.capacity;
-    const n = Math.min(this.tickSlice, cap);
-    let cur = this.tickCursor;
-    let expired = 0;
-    for (let k = 0; k < n; k++) {
-      if (recF[(cur << 3) + F_EXP] <= now) {
-        this.drop(cur);
-        expired++;
-      }
-      if (++cur === cap) cur = 0;
-    }
-    this.tickCursor = cur;
-    this.counters.expired += expired;
-    return expired;
+    return this.evict.tick(now);
   }
 
   /** Every live flow (cold, for the API and `conntrack -L`-style output). */
@@ -418,97 +378,8 @@ export class Conntrack {
     this.recF[(f << 3) + F_EXP] = Infinity; // words 8–9 were just zeroed; the caller sets the expiry
   }
 
-  /** a flow's ASSURED flag flipped (set by a reply / ESTABLISHED, cleared by a reopen): its zone's count follows */
-  private assuredChanged(meta: number): void {
-    const d = (meta & F_ASSURED) !== 0 ? -1 : 1;
-    this.zoneUnassured[meta >>> ZONE_SHIFT] += d;
-    this.unassured += d;
-  }
-
   private wrapped(flow: number, dir: number): void {
     const w = (flow << 4) | W_WRAPS;
     this.rec[w] += 1 << (dir << 4);
-  }
-
-  /** Free a live flow: both index entries, its id back on the stack. */
-  private drop(f: number): void {
-    const rec = this.rec;
-    const b = f << 4;
-    const meta = rec[b | W_META];
-    const proto = meta & 0xff;
-    this.index.remove(proto, rec[b], rec[b + 1], rec[b + 2], f << 1);
-    this.index.remove(proto, rec[b + 3], rec[b + 4], rec[b + 5], (f << 1) | 1);
-    if ((meta & F_ASSURED) === 0) {
-      this.zoneUnassured[meta >>> ZONE_SHIFT]--;
-      this.unassured--;
-    }
-    rec[b | W_META] = 0;
-    this.recF[(f << 3) + F_EXP] = Infinity;
-    this.freeIds[this.freeTop++] = f;
-  }
-
-  /**
-   * Full table: free one flow among the next EVICT_SCAN from the cursor
-   * for a new flow of `zone` — an expired one at once, else the unassured
-   * one closest to expiry, from a zone at quota when there is one (see the
-   * header). False when none of them may go.
-   */
-  private reclaim(now: number, zone: number): boolean {
-    const rec = this.rec;
-    const recF = this.recF;
-    const zu = this.zoneUnassured;
-    const quota = this.zoneQuota;
-    const cap = this.capacity;
-    let cur = this.evictCursor;
-    let best = -1;
-    let bestExp = Infinity;
-    let over = -1;
-    let overExp = Infinity;
-    let expired = false;
-    for (let k = Math.min(EVICT_SCAN, cap); k > 0; k--) {
-      const f = cur;
-      if (++cur === cap) cur = 0;
-      const meta = rec[(f << 4) | W_META];
-      if ((meta & F_USED) === 0) continue;
-      const e = recF[(f << 3) + F_EXP];
-      if (e <= now) {
-        best = f;
-        expired = true;
-        break;
-      }
-      if ((meta & F_ASSURED) !== 0) continue;
-      if (e < bestExp) {
-        best = f;
-        bestExp = e;
-      }
-      if (e < overExp && zu[meta >>> ZONE_SHIFT] >= quota) {
-        over = f;
-        overExp = e;
-      }
-    }
-    const c = this.counters;
-    if (!expired) {
-      if (over >= 0) {
-        best = over;
-        c.quotaDrop++;
-      } else if (best >= 0 && zu[zone] >= quota) {
-        // this zone is at its quota and may not take room from zones below theirs
-        best = -1;
-        c.quotaRefused++;
-      }
-    }
-    if (best < 0) {
-      this.evictCursor = cur;
-      return false;
-    }
-    // go on right after the chosen flow, so runs of assured flows cost one
-    // refusal per 64 and runs of unassured ones are used up one by one
-    this.evictCursor = best + 1 === cap ? 0 : best + 1;
-    const replied = (rec[(best << 4) | W_META] & F_REPLIED) !== 0;
-    this.drop(best);
-    if (expired) c.expired++;
-    else if (replied) c.earlyDrop++;
-    else c.evicted++;
-    return true;
   }
 }

@@ -3,23 +3,19 @@
  *
  * Storage: `capacity` learned (dynamic) entries plus `staticCapacity`
  * permanent ones in preallocated typed arrays (entry ids are stable while
- * the entry lives), indexed by an open-addressing hash (slots = next power
- * of two ≥ 2·(capacity + staticCapacity), load ≤ 0.5) with a keyed
- * multiply-shift hash (seeded per daemon) and backward-shift deletion (no
- * tombstones). It never grows.
+ * the entry lives; free ids on a stack), indexed by ./arp-index.ts
+ * (ArpIndex: open addressing, slots = next power of two ≥ 2·(capacity +
+ * staticCapacity), keyed hash seeded per daemon, backward-shift deletion).
+ * It never grows.
  *
  * Fair shares (one network must not starve the others): each iface may
  * hold at most `ifaceQuota` dynamic entries (default max(capacity/8, 64),
  * at most capacity), INCOMPLETE ones included. A new entry on an iface at
- * its quota evicts that iface's own least recently confirmed entry
- * (counters.quotaEvicted, and per iface ifaceQuotaHits(i)); when the whole
- * dynamic table is full it evicts from the iface holding the most
- * (counters.full). The victim is the first entry that is not REACHABLE
- * among the EVICT_SCAN least recently confirmed of that iface, else the
- * least recently confirmed one; its queued frames go to
- * host.arpUnresolved. So a flood on one iface only ever churns that
- * iface's own share. Each iface keeps its dynamic entries on an LRU list
- * (created/confirmed → tail), so choosing a victim is O(1).
+ * its quota evicts one of that iface's own (counters.quotaEvicted, per
+ * iface ifaceStats(i).quotaHits); when the whole dynamic table is full it
+ * evicts from the iface holding the most (counters.full). The per-iface
+ * LRU lists, counts and the victim choice are ./arp-quota.ts (ArpQuota);
+ * an evicted entry's queued frames go to host.arpUnresolved.
  *
  * Permanent entries (setStatic: endpoints whose MAC usernet assigned) are
  * never learned, never aged or probed, never evicted, not changed by ARP
@@ -28,9 +24,8 @@
  * area refuses (counters.staticFull).
  *
  * Each entry has a small FIFO of frames waiting for resolution (`queueLen`,
- * default 4, frames are pool handles owned by the cache until released or
- * dropped: enqueue() on a full queue hands back the oldest frame for the
- * caller to free, as Linux's unres_qlen does).
+ * default 4; ./arp-queue.ts, ArpQueue): enqueue() on a full queue hands
+ * back the oldest frame for the caller to free, as Linux's unres_qlen does.
  *
  * States (a reduced RFC 4861 / Linux neighbour machine):
  *   INCOMPLETE  created on demand; the caller broadcasts a request at once,
@@ -46,63 +41,18 @@
  *   PERMANENT   set by the control plane (setStatic); see above.
  * tick() also deletes STALE entries unused for `gcMs`.
  *
- * Hot methods (find, lookup, enqueue, markUsed) allocate nothing. Time is
+ * Hot methods (find, lookup, enqueue, dequeue) allocate nothing. Time is
  * injected (ms).
  */
+import { ArpIndex } from './arp-index.js';
+import { ArpQuota } from './arp-quota.js';
+import { ArpQueue } from './arp-queue.js';
+import type { ArpCacheCounters, ArpCacheOptions, ArpHost, ArpRow } from './arp-config.js';
+
+export type { ArpCacheCounters, ArpCacheOptions, ArpHost, ArpRow } from './arp-config.js';
 
 export const ArpState = { INCOMPLETE: 1, REACHABLE: 2, STALE: 3, PROBE: 4, PERMANENT: 5 } as const;
 const STATE_NAMES = ['none', 'incomplete', 'reachable', 'stale', 'probe', 'permanent'];
-/** iface ids are uint16 */
-const IFACES = 0x10000;
-/** how many of an iface's oldest entries a victim search looks at for a non-REACHABLE one */
-const EVICT_SCAN = 8;
-
-/** Event counters of the cache (cold reads). */
-export interface ArpCacheCounters {
-  /** a new entry found the whole dynamic table full (an entry of the biggest iface was evicted) */
-  full: number;
-  /** a new entry found its iface at its quota (one of that iface's own entries was evicted) */
-  quotaEvicted: number;
-  /** setStatic refused: the static area is full */
-  staticFull: number;
-  /** ARP claims for a permanent entry with another MAC (ignored) */
-  conflicts: number;
-}
-
-export interface ArpCacheOptions {
-  /** learned (dynamic) entries, all ifaces together (default 1024) */
-  capacity?: number;
-  /** permanent entries (setStatic), counted apart (default 1024) */
-  staticCapacity?: number;
-  /** dynamic entries one iface may hold (default max(capacity/8, 64), at most capacity) */
-  ifaceQuota?: number;
-  seed?: number;
-  /** frames queued per unresolved entry (default 4) */
-  queueLen?: number;
-  /** confirmation lifetime (default 30 000 ms, Linux base_reachable_time) */
-  reachableMs?: number;
-  /** request retransmit interval (default 1 000 ms) */
-  retransMs?: number;
-  /** requests before giving up (default 3) */
-  maxProbes?: number;
-  /** STALE entries unused this long are removed (default 60 000 ms) */
-  gcMs?: number;
-}
-
-/** What the cache asks of its owner from tick(). */
-export interface ArpHost {
-  /** send an ARP request for `ip` on `iface`; `mac` = 0: broadcast, else unicast to it */
-  arpRequest(iface: number, ip: number, mac: number): void;
-  /** a frame queued for an entry that failed to resolve: the host frees it (and may report it) */
-  arpUnresolved(h: number, iface: number): void;
-}
-
-export interface ArpRow {
-  iface: number;
-  ip: number;
-  mac: number;
-  state: string;
-}
 
 export class ArpCache {
   /** dynamic entries (all ifaces) */
@@ -119,12 +69,8 @@ export class ArpCache {
   dynamicSize = 0;
   staticSize = 0;
   readonly counters: ArpCacheCounters = { full: 0, quotaEvicted: 0, staticFull: 0, conflicts: 0 };
-  private readonly mask: number;
-  private readonly shift: number;
-  private readonly k0: number;
-  private readonly k1: number;
-  /** slot → entry id, −1 empty */
-  private readonly index: Int32Array;
+  /** (iface, ip) → entry id */
+  private readonly index: ArpIndex;
   readonly eIface: Uint16Array;
   readonly eIp: Int32Array;
   /** the MAC (cold form) and split as hi (first two octets) / lo (last four, int32) */
@@ -139,21 +85,12 @@ export class ArpCache {
   /** when the next request is due (INCOMPLETE/PROBE) */
   private readonly eNext: Float64Array;
   private readonly eProbes: Uint8Array;
-  private readonly qHead: Uint8Array;
-  private readonly qCount: Uint8Array;
-  private readonly queue: Int32Array;
+  /** frames waiting per entry */
+  private readonly q: ArpQueue;
   private readonly freeIds: Int32Array;
   private freeTop: number;
-  /** per iface LRU list of its dynamic entries (head = least recently confirmed) */
-  private readonly lPrev: Int32Array;
-  private readonly lNext: Int32Array;
-  private readonly ifHead = new Int32Array(IFACES).fill(-1);
-  private readonly ifTail = new Int32Array(IFACES).fill(-1);
-  /** per iface: dynamic entries held, quota hits */
-  private readonly ifDyn = new Int32Array(IFACES);
-  private readonly ifQuotaHits = new Float64Array(IFACES);
-  /** 1 + the highest iface id that ever held a dynamic entry (bounds the biggest-holder scan) */
-  private ifTop = 0;
+  /** per iface share of the dynamic entries: LRU lists, counts, victim choice */
+  private readonly quota: ArpQuota;
 
   constructor(opts: ArpCacheOptions = {}) {
     const cap = opts.capacity ?? 1024;
@@ -162,18 +99,14 @@ export class ArpCache {
     if (!(scap >= 0) || scap > 1 << 20) throw new Error('ARP static capacity must be 0..2^20');
     this.capacity = cap;
     this.staticCapacity = scap;
-    this.ifaceQuota = Math.max(1, Math.min(cap, opts.ifaceQuota ?? Math.max(cap >>> 3, 64)));
+    const ifaceQuota = Math.max(1, Math.min(cap, opts.ifaceQuota ?? Math.max(cap >>> 3, 64)));
+    this.ifaceQuota = ifaceQuota;
     this.queueLen = Math.max(1, Math.min(255, opts.queueLen ?? 4));
     this.reachableMs = opts.reachableMs ?? 30_000;
     this.retransMs = opts.retransMs ?? 1_000;
     this.maxProbes = opts.maxProbes ?? 3;
     this.gcMs = opts.gcMs ?? 60_000;
     const total = cap + scap;
-    let slots = 2;
-    while (slots < 2 * total) slots *= 2;
-    this.mask = slots - 1;
-    this.shift = 32 - Math.log2(slots);
-    this.index = new Int32Array(slots).fill(-1);
     this.eIface = new Uint16Array(total);
     this.eIp = new Int32Array(total);
     this.eMac = new Float64Array(total);
@@ -184,38 +117,17 @@ export class ArpCache {
     this.eUsed = new Float64Array(total);
     this.eNext = new Float64Array(total);
     this.eProbes = new Uint8Array(total);
-    this.qHead = new Uint8Array(total);
-    this.qCount = new Uint8Array(total);
-    this.queue = new Int32Array(total * this.queueLen);
-    this.lPrev = new Int32Array(total);
-    this.lNext = new Int32Array(total);
+    this.q = new ArpQueue(total, this.queueLen);
+    this.quota = new ArpQuota(total, ifaceQuota, this.eState);
     this.freeIds = new Int32Array(total);
     for (let i = 0; i < total; i++) this.freeIds[i] = total - 1 - i;
     this.freeTop = total;
-    const seed = opts.seed ?? 0;
-    let s = Math.imul((seed | 0) ^ 0x51ed27, 0x7feb352d);
-    s = Math.imul(s ^ (s >>> 15), 0x846ca68b);
-    this.k0 = (s ^ (s >>> 16)) | 0;
-    s = Math.imul((seed | 0) ^ 0x2545f491, 0x85ebca6b);
-    s = Math.imul(s ^ (s >>> 13), 0xc2b2ae35);
-    this.k1 = (s ^ (s >>> 16)) | 0;
-  }
-
-  private hash(iface: number, ip: number): number {
-    return (Math.imul((ip | 0) ^ this.k0, 0x9e3779b1) ^ Math.imul(iface ^ this.k1, 0x85ebca77)) >>> this.shift;
+    this.index = new ArpIndex(total, opts.seed ?? 0, this.eIface, this.eIp);
   }
 
   /** Entry id of (iface, ip), or −1. */
   find(iface: number, ip: number): number {
-    const index = this.index;
-    const key = ip | 0;
-    let i = this.hash(iface, key);
-    for (;;) {
-      const e = index[i];
-      if (e < 0) return -1;
-      if (this.eIp[e] === key && this.eIface[e] === iface) return e;
-      i = (i + 1) & this.mask;
-    }
+    return this.index.find(iface, ip);
   }
 
   /**
@@ -250,14 +162,15 @@ export class ArpCache {
    * −1 only when nothing can be evicted.
    */
   create(iface: number, ip: number, now: number, host: ArpHost | null = null): number {
-    if (this.ifDyn[iface] >= this.ifaceQuota) {
-      const v = this.victim(iface);
+    const quota = this.quota;
+    if (quota.full(iface)) {
+      const v = quota.victim(iface);
       if (v < 0) return -1;
       this.counters.quotaEvicted++;
-      this.ifQuotaHits[iface]++;
+      quota.hit(iface);
       this.remove(v, host);
     } else if (this.dynamicSize >= this.capacity) {
-      const v = this.victim(this.biggest());
+      const v = quota.victim(quota.biggest());
       if (v < 0) return -1;
       this.counters.full++;
       this.remove(v, host);
@@ -265,9 +178,7 @@ export class ArpCache {
     const e = this.alloc(iface, ip, now);
     this.eState[e] = ArpState.INCOMPLETE;
     this.dynamicSize++;
-    this.ifDyn[iface]++;
-    if (iface >= this.ifTop) this.ifTop = iface + 1;
-    this.append(e, iface);
+    quota.add(e, iface);
     return e;
   }
 
@@ -283,83 +194,25 @@ export class ArpCache {
     this.eUsed[e] = now;
     this.eNext[e] = now + this.retransMs;
     this.eProbes[e] = 1;
-    this.qHead[e] = 0;
-    this.qCount[e] = 0;
-    let i = this.hash(iface, ip | 0);
-    while (this.index[i] >= 0) i = (i + 1) & this.mask;
-    this.index[i] = e;
+    this.q.reset(e);
+    this.index.insert(e, iface, ip);
     this.size++;
     return e;
   }
 
-  /** The iface holding the most dynamic entries. */
-  private biggest(): number {
-    const d = this.ifDyn;
-    let best = 0;
-    for (let i = 1; i < this.ifTop; i++) if (d[i] > d[best]) best = i;
-    return best;
-  }
-
-  /** Which of iface's dynamic entries to evict: the first non-REACHABLE of its EVICT_SCAN oldest, else its oldest; −1 when none. */
-  private victim(iface: number): number {
-    const head = this.ifHead[iface];
-    let e = head;
-    for (let k = 0; k < EVICT_SCAN && e >= 0; k++) {
-      if (this.eState[e] !== ArpState.REACHABLE) return e;
-      e = this.lNext[e];
-    }
-    return head;
-  }
-
-  private append(e: number, iface: number): void {
-    const tail = this.ifTail[iface];
-    this.lPrev[e] = tail;
-    this.lNext[e] = -1;
-    if (tail >= 0) this.lNext[tail] = e;
-    else this.ifHead[iface] = e;
-    this.ifTail[iface] = e;
-  }
-
-  private unlink(e: number, iface: number): void {
-    const p = this.lPrev[e];
-    const n = this.lNext[e];
-    if (p >= 0) this.lNext[p] = n;
-    else this.ifHead[iface] = n;
-    if (n >= 0) this.lPrev[n] = p;
-    else this.ifTail[iface] = p;
-  }
-
   /** Queue frame h on entry e; returns −1, or the oldest frame pushed out (the caller frees it). */
   enqueue(e: number, h: number): number {
-    const q = this.queueLen;
-    const base = e * q;
-    const n = this.qCount[e];
-    if (n < q) {
-      this.queue[base + ((this.qHead[e] + n) % q)] = h;
-      this.qCount[e] = n + 1;
-      return -1;
-    }
-    const head = this.qHead[e];
-    const old = this.queue[base + head];
-    this.queue[base + head] = h;
-    this.qHead[e] = (head + 1) % q;
-    return old;
+    return this.q.enqueue(e, h);
   }
 
   /** Frames queued on e. */
   pending(e: number): number {
-    return this.qCount[e];
+    return this.q.pending(e);
   }
 
   /** Take the oldest queued frame of e (−1 when none). */
   dequeue(e: number): number {
-    const n = this.qCount[e];
-    if (n === 0) return -1;
-    const head = this.qHead[e];
-    const h = this.queue[e * this.queueLen + head];
-    this.qHead[e] = (head + 1) % this.queueLen;
-    this.qCount[e] = n - 1;
-    return h;
+    return this.q.dequeue(e);
   }
 
   /**
@@ -381,8 +234,7 @@ export class ArpCache {
       return e;
     } else {
       // most recently confirmed: last to be evicted
-      this.unlink(e, iface);
-      this.append(e, iface);
+      this.quota.touch(e, iface);
     }
     this.eHi[e] = hi;
     this.eLo[e] = lo;
@@ -401,9 +253,8 @@ export class ArpCache {
   setStatic(iface: number, ip: number, mac: number, now = 0): number {
     let e = this.find(iface, ip);
     if (e >= 0 && this.eState[e] !== ArpState.PERMANENT) {
-      this.unlink(e, iface);
+      this.quota.delete(e, iface);
       this.dynamicSize--;
-      this.ifDyn[iface]--;
       this.staticSize++;
     } else if (e < 0) {
       if (this.staticSize >= this.staticCapacity) {
@@ -434,27 +285,11 @@ export class ArpCache {
   remove(e: number, host: ArpHost | null): void {
     const iface = this.eIface[e];
     for (let h = this.dequeue(e); h >= 0; h = this.dequeue(e)) if (host) host.arpUnresolved(h, iface);
-    const index = this.index;
-    const mask = this.mask;
-    let hole = this.hash(iface, this.eIp[e]);
-    while (index[hole] !== e) hole = (hole + 1) & mask;
-    let j = hole;
-    for (;;) {
-      j = (j + 1) & mask;
-      const x = index[j];
-      if (x < 0) break;
-      const home = this.hash(this.eIface[x], this.eIp[x]);
-      if (((j - home) & mask) >= ((j - hole) & mask)) {
-        index[hole] = x;
-        hole = j;
-      }
-    }
-    index[hole] = -1;
+    this.index.remove(e);
     if (this.eState[e] === ArpState.PERMANENT) this.staticSize--;
     else {
-      this.unlink(e, iface);
+      this.quota.delete(e, iface);
       this.dynamicSize--;
-      this.ifDyn[iface]--;
     }
     this.eState[e] = 0;
     this.freeIds[this.freeTop++] = e;
@@ -471,7 +306,7 @@ export class ArpCache {
         n++;
       }
     }
-    this.ifQuotaHits[iface] = 0;
+    this.quota.resetHits(iface);
     return n;
   }
 
@@ -503,7 +338,7 @@ export class ArpCache {
     let st = 0;
     const total = this.capacity + this.staticCapacity;
     for (let e = 0; e < total; e++) if (this.eState[e] === ArpState.PERMANENT && this.eIface[e] === iface) st++;
-    return { dynamic: this.ifDyn[iface], static: st, quota: this.ifaceQuota, quotaHits: this.ifQuotaHits[iface] };
+    return { dynamic: this.quota.held(iface), static: st, quota: this.ifaceQuota, quotaHits: this.quota.hits(iface) };
   }
 
   /** Cold: every entry. */
