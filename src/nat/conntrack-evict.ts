@@ -21,14 +21,15 @@
  * (zoneUnassured); a zone holding ≥ zoneQuota (default capacity/4) of them
  * is "at quota". Among the scanned flows a victim from a zone at quota is
  * preferred (counters.quotaDrop); a new flow of a zone at quota may only
- * take a victim from a zone at quota (else it is refused:
- * counters.quotaRefused, in full too). So a flood from one zone (a network,
+ * take a victim from a zone at quota, and looks for one in up to 4 windows
+ * of 64 (else it is refused: counters.quotaRefused, in full too; a window
+ * can hold only other zones' unassured flows). So a flood from one zone (a network,
  * or every outside client together: the uplink is one zone) uses up its own
  * flows, and the new, still unassured flows of other zones are not pushed
  * out before they complete. (Per-source quotas were not added: the outside
  * is one zone; a spoofed flood has no meaningful source anyway.)
- *   If none of the 64 may go, take() refuses (−1, counters.full; the
- * cursor moves past the 64).
+ *   If none of them may go, take() refuses (−1, counters.full; the
+ * cursor moves past the flows scanned).
  *   tick(now) expires incrementally: each call scans a slice of
  * max(4096, capacity/4) flows, so at ~1 call/s every flow is visited
  * within 4 s (counters.expired).
@@ -52,6 +53,8 @@ const F_ASSURED = 1 << 18;
 const ZONE_SHIFT = 19;
 /** flows scanned by victim() */
 const EVICT_SCAN = 64;
+/** windows a new flow of a zone at quota may scan for a victim of a zone at quota */
+const EVICT_ROUNDS = 4;
 
 export class ConntrackEvict {
   /** live unassured flows per zone (index = zone) */
@@ -189,7 +192,15 @@ export class ConntrackEvict {
     let over = -1;
     let overExp = Infinity;
     let expired = false;
-    for (let k = Math.min(EVICT_SCAN, cap); k > 0; k--) {
+    // a new flow of a zone at quota may scan up to EVICT_ROUNDS windows for a victim of a zone at quota
+    // before it is refused (a window may hold only other zones' unassured flows)
+    const atQuota = zu[zone] >= quota;
+    let left = Math.min(EVICT_SCAN, cap);
+    for (let k = Math.min(EVICT_SCAN * (atQuota ? EVICT_ROUNDS : 1), cap); k > 0; k--, left--) {
+      if (left === 0) {
+        if (over >= 0) break; // (only reached when atQuota: otherwise k ends with the first window)
+        left = EVICT_SCAN;
+      }
       const f = cur;
       if (++cur === cap) cur = 0;
       const meta = rec[(f << 4) | W_META];
@@ -215,7 +226,7 @@ export class ConntrackEvict {
       if (over >= 0) {
         best = over;
         c.quotaDrop++;
-      } else if (best >= 0 && zu[zone] >= quota) {
+      } else if (best >= 0 && atQuota) {
         // this zone is at its quota and may not take room from zones below theirs
         best = -1;
         c.quotaRefused++;

@@ -370,17 +370,24 @@ describe('Conntrack', () => {
     expect(ct.zoneUnassured[5]).toBe(2);
     expect(ct.lookup(TCP, A, 7001, S, 80)).toBe(b << 1);
 
-    // the 64 flows in reach all belong to a zone below quota: a new flow of a zone at quota is refused
-    const big = new Conntrack({ capacity: 256, seed: 16, zoneQuota: 100 });
-    for (let i = 0; i < 64; i++) big.seen(big.create(TCP, A, 8000 + i, S, 80, S, 80, G, 8000 + i, 0, 6), CT_ORIGINAL, SYN, 60, 0);
-    for (let i = 0; i < 192; i++) synRecv(big, spoofed(i), 200 + i, 1, 5);
-    expect(big.size).toBe(256);
-    expect(synRecv(big, spoofed(500), 500, 2, 5)).toBe(-1);
+    // a window of 64 flows of a zone below quota: a new flow of a zone at quota looks further, and takes its own zone's
+    const mid = new Conntrack({ capacity: 256, seed: 16, zoneQuota: 100 });
+    for (let i = 0; i < 64; i++) mid.seen(mid.create(TCP, A, 8000 + i, S, 80, S, 80, G, 8000 + i, 0, 6), CT_ORIGINAL, SYN, 60, 0);
+    for (let i = 0; i < 192; i++) synRecv(mid, spoofed(i), 200 + i, 1, 5);
+    expect(mid.size).toBe(256);
+    expect(synRecv(mid, spoofed(500), 500, 2, 5)).toBeGreaterThanOrEqual(0);
+    expect([mid.counters.quotaDrop, mid.counters.quotaRefused, mid.zoneUnassured[6]]).toEqual([1, 0, 64]);
+    // all the 4 × 64 flows in reach belong to a zone below quota: it is refused
+    const big = new Conntrack({ capacity: 1024, seed: 16, zoneQuota: 400 });
+    for (let i = 0; i < 320; i++) big.seen(big.create(TCP, A, 8000 + i, S, 80, S, 80, G, 8000 + i, 0, 6), CT_ORIGINAL, SYN, 60, 0);
+    for (let i = 0; i < 704; i++) synRecv(big, spoofed(i), 200 + i, 1, 5);
+    expect(big.size).toBe(1024);
+    expect(synRecv(big, spoofed(900), 900, 2, 5)).toBe(-1);
     expect(big.counters.quotaRefused).toBe(1);
     expect(big.counters.full).toBe(1);
     // the next try reaches zone 5's own flows
-    expect(synRecv(big, spoofed(501), 501, 3, 5)).toBeGreaterThanOrEqual(0);
-    expect(big.zoneUnassured[6]).toBe(64);
+    expect(synRecv(big, spoofed(901), 901, 3, 5)).toBeGreaterThanOrEqual(0);
+    expect(big.zoneUnassured[6]).toBe(320);
     // a zone below quota facing only flows of zones below quota early-drops one of them (Linux's rule)
     const low = new Conntrack({ capacity: 2, seed: 17, zoneQuota: 2 });
     low.seen(low.create(TCP, A, 1, S, 80, S, 80, G, 1, 0, 8), CT_ORIGINAL, SYN, 60, 0);
