@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: every benchmark beside its anchor, one table.
  *   --quick      shorter runs (for a smoke check)
- *   --only NAME  switch | nat | e2e | compose | overlay | parent
+ *   --only NAME  switch | nat | e2e | compose | overlay | parent | robustness
  */
 import { isRoot } from '../src/lab/lab.js';
 import { benchCompose } from './compose.js';
@@ -9,6 +9,7 @@ import { benchE2e } from './e2e.js';
 import { benchNat } from './nat.js';
 import { benchOverlay } from './overlay.js';
 import { benchParent } from './parent.js';
+import { benchRobustness, FULL, QUICK } from './robustness.js';
 import { benchSwitch } from './switch.js';
 import { renderTable, type Row } from './table.js';
 
@@ -34,6 +35,10 @@ async function main(): Promise<void> {
   if (!only || only === 'parent') {
     // macvlan endpoint on a parent veth, and VMs attached by socket or tap (root; it says so when skipped)
     rows.push(...(await benchParent(quick ? { seconds: 1, rounds: 2, pings: 200, vmSeconds: 1, vmWarm: 0.5, vmRounds: 2 } : { seconds: 3, rounds: 3, pings: 600, vmSeconds: 1.5, vmWarm: 0.5, vmRounds: 6 })));
+  }
+  if (!only || only === 'robustness') {
+    if (isRoot) rows.push(...(await benchRobustness(quick ? QUICK : FULL))); // SYN/MAC floods beside kernel anchors, and a soak
+    else process.stderr.write('*** SKIPPED robustness benchmarks: they need root ***\n');
   }
   process.stdout.write('\n' + renderTable(rows));
 }
