@@ -50,14 +50,16 @@ describe.runIf(haveEtcd)('overlay networks across three hosts', () => {
   /** tcpdump on the underlay bridge while `fn` runs; the pcap path */
   async function capture(port: string, filter: string, file: string, fn: () => Promise<void> | void): Promise<string> {
     const path = join(lab.dir, file);
-    const p = spawn('ip', ['netns', 'exec', lab.ul, 'tcpdump', '-Z', 'root', '-i', port, '-U', '-w', path, filter], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const p = spawn('ip', ['netns', 'exec', lab.ul, 'tcpdump', '-Z', 'root', '--immediate-mode', '-i', port, '-U', '-w', path, filter], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     p.stderr!.on('data', (d) => (err += d));
     if (!(await poll(() => err.includes('listening') || p.exitCode !== null, 5000)) || p.exitCode !== null) {
       p.kill('SIGKILL');
       throw new Error(`tcpdump did not start: ${err}`);
     }
-    await new Promise((r) => setTimeout(r, 200)); // "listening" comes just before the socket is attached
+    // "listening" comes just before the socket is attached; --immediate-mode: without it libpcap hands packets over
+    // a ring block at a time (on a timeout of up to a second), and the last ones before SIGINT were lost
+    await new Promise((r) => setTimeout(r, 200));
     try {
       await fn();
       await new Promise((r) => setTimeout(r, 300));

@@ -35,7 +35,7 @@ describe.runIf(root)('macvlan and ipvlan on a lan', () => {
   }
 
   async function capture(ns: string, dev: string, filter: string, fn: () => void): Promise<string> {
-    const p = spawn('ip', ['netns', 'exec', ns, 'tcpdump', '-Z', 'root', '-l', '-n', '-e', '-i', dev, filter], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn('ip', ['netns', 'exec', ns, 'tcpdump', '-Z', 'root', '--immediate-mode', '-l', '-n', '-e', '-i', dev, filter], { stdio: ['ignore', 'pipe', 'pipe'] });
     let text = '';
     let err = '';
     p.stdout!.on('data', (b) => (text += b));

@@ -313,7 +313,7 @@ describe.skipIf(!isRoot)('UDP tunnels between two namespaces (root)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'usernet-tnl-'));
     tmpDirs.push(dir);
     const file = join(dir, 'cap.pcap');
-    const td = spawn('ip', ['netns', 'exec', NSB, 'tcpdump', '-i', 'pb0', '-n', '-U', '-c', '3', '-w', file, 'udp', 'dst', 'port', '5790']);
+    const td = spawn('ip', ['netns', 'exec', NSB, 'tcpdump', '--immediate-mode', '-i', 'pb0', '-n', '-U', '-c', '3', '-w', file, 'udp', 'dst', 'port', '5790']);
     children.push(td);
     let tdErr = '';
     td.stderr.on('data', (d: Buffer) => (tdErr += d.toString()));
