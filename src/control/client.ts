@@ -46,6 +46,9 @@ export class Client {
     if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED')
       return new Error(`cannot connect to the usernet daemon at ${this.socket}: is \`usernet daemon\` running?`);
     if (e.code === 'EACCES') return new Error(`permission denied on ${this.socket} (the socket is root-only)`);
+    // reset before any answer: the daemon was stopping (it answers every request it took, so this one was not carried out)
+    if (e.code === 'ECONNRESET' || e.message === 'socket hang up')
+      return new Error(`the usernet daemon at ${this.socket} closed the connection without an answer: it is stopping or stopped`);
     return e;
   }
 

@@ -304,12 +304,17 @@ export class Daemon {
    */
   async stop(): Promise<void> {
     this.stopping = true;
-    const closed = this.server ? new Promise<void>((resolve) => this.server!.close(() => resolve())) : Promise.resolve();
-    this.server?.closeIdleConnections();
+    // the socket keeps accepting while the request under way finishes: a client that connects now gets a 503,
+    // not a reset connection (closing the listener resets what waits in its backlog, and closing "idle"
+    // connections cuts requests not yet read)
     await this.queue.catch(() => undefined);
-    // answers of finished requests drain; then open streams (capture) and stragglers are cut
-    await Promise.race([closed, new Promise((r) => setTimeout(r, 500))]);
-    this.server?.closeAllConnections();
+    if (this.server) {
+      const closed = new Promise<void>((resolve) => this.server!.close(() => resolve()));
+      this.server.closeIdleConnections();
+      // answers of finished requests drain; then open streams (capture) and stragglers are cut
+      await Promise.race([closed, new Promise((r) => setTimeout(r, 500))]);
+      this.server.closeAllConnections();
+    }
     for (const c of this.state.containers()) await this.stopDns(c);
     await this.overlay?.close();
     await this.runtime.shutdown();
@@ -334,6 +339,11 @@ export class Daemon {
   private serve(req: http.IncomingMessage, res: http.ServerResponse): void {
     req.on('error', (e) => this.log.debug({ err: e.message }, 'request stream error'));
     res.on('error', (e) => this.log.debug({ err: e.message }, 'response stream error (client gone?)'));
+    if (this.stopping) {
+      req.resume(); // the body is not wanted; read it so the client's write completes
+      res.setHeader('connection', 'close');
+      return reply(res, 503, { message: 'the usernet daemon is shutting down; nothing was changed' });
+    }
     this.handle(req, res).catch((e: unknown) => {
       this.log.error({ err: e instanceof Error ? e.stack : String(e), method: req.method, url: req.url?.slice(0, 200) }, 'unexpected error in a request');
       try {
