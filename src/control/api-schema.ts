@@ -104,18 +104,8 @@ const PortBinding = z.strictObject({
   proto: z.enum(['tcp', 'udp']).optional(),
 });
 
-const PlanNetworkSpec = z.strictObject({
-  name: nonEmpty(NAME_MAX),
-  scope: z.enum(['local', 'swarm']).optional(),
-  driver: str(32).optional(),
-  subnet: addr,
-  gateway: addr,
-  ipRange: addr,
-  internal: z.boolean().optional(),
-  attachable: z.boolean().optional(),
-  options: StringRecord.optional(),
-  labels: StringRecord.optional(),
-});
+/** a planned network: the `POST /networks` body, plus its scope */
+const PlanNetworkSpec = NetworkCreate.extend({ scope: z.enum(['local', 'swarm']).optional() });
 
 const PlannedNetwork = z.discriminatedUnion('external', [
   z.strictObject({ key: nonEmpty(KEY_MAX), name: nonEmpty(NAME_MAX), external: z.literal(false), spec: PlanNetworkSpec }),

@@ -8,6 +8,7 @@ import type { Writable } from 'node:stream';
 import type { FramePool } from '../dataplane/pool.js';
 import type { FrameSink } from '../dataplane/port.js';
 import type { CaptureQuery } from './api-schema.js';
+import { reply } from './api-http.js';
 import type { Container, Network, State } from './model.js';
 import { pcapGlobalHeader, pcapRecord } from './pcap.js';
 import type { Runtime } from './runtime.js';
@@ -56,10 +57,7 @@ export class SinkSet implements FrameSink {
 /** GET /capture?target=NET|CTR&count=N (checked by api-schema.ts CaptureQuery): a pcap stream of the network's or container's frames. */
 export function serveCapture(q: CaptureQuery, req: http.IncomingMessage, res: http.ServerResponse, state: State, runtime: Runtime): void {
   const { target, count = 0 } = q;
-  const fail = (status: number, message: string) => {
-    res.writeHead(status, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ message }));
-  };
+  const fail = (status: number, message: string) => reply(res, status, { message });
   let net: Network | null = null;
   let ctr: Container | null = null;
   try {

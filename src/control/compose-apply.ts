@@ -15,7 +15,6 @@ import type { Container, Network } from './model.js';
  * bringing them up undoes everything this call made.
  */
 export async function composeUp(d: Daemon, plan: ComposePlan): Promise<{ lines: string[] }> {
-  if (!plan || typeof plan !== 'object' || !Array.isArray(plan.containers)) throw new HttpError(400, 'request has no compose plan');
   // the request's shape is checked by api-schema.ts; its references here, before anything changes
   for (const pc of plan.containers) if (!containerSpec(pc, plan)) throw new HttpError(400, `${plan.file}: services.${pc.service}.network_mode: unknown service`);
   checkPlan(plan, d.state);

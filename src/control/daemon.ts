@@ -31,6 +31,9 @@ import { AttachmentCreate, CaptureQuery, ComposeDown, ComposeUp, ContainerCreate
 import { checkDeclaredLength, errorAnswer, parseTarget, readJsonBody, reply } from './api-http.js';
 import type { z } from 'zod';
 
+/** the answer to a request that arrives while the daemon stops */
+const SHUTTING_DOWN = 'the usernet daemon is shutting down; nothing was changed';
+
 /** drivers this daemon builds */
 const DRIVERS_BUILT = ['bridge', 'overlay', 'macvlan', 'ipvlan'] as const;
 
@@ -119,7 +122,7 @@ export class Daemon {
 
   /** Runs mutating operations one at a time; once the daemon is stopping, refuses those not yet started. */
   serial<T>(fn: () => Promise<T>): Promise<T> {
-    const guarded = () => (this.stopping ? Promise.reject(new HttpError(503, 'the usernet daemon is shutting down; nothing was changed')) : fn());
+    const guarded = () => (this.stopping ? Promise.reject(new HttpError(503, SHUTTING_DOWN)) : fn());
     const next = this.queue.then(guarded, guarded);
     this.queue = next.catch(() => undefined);
     return next;
@@ -342,7 +345,7 @@ export class Daemon {
     if (this.stopping) {
       req.resume(); // the body is not wanted; read it so the client's write completes
       res.setHeader('connection', 'close');
-      return reply(res, 503, { message: 'the usernet daemon is shutting down; nothing was changed' });
+      return reply(res, 503, { message: SHUTTING_DOWN });
     }
     this.handle(req, res).catch((e: unknown) => {
       this.log.error({ err: e instanceof Error ? e.stack : String(e), method: req.method, url: req.url?.slice(0, 200) }, 'unexpected error in a request');

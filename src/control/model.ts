@@ -113,10 +113,9 @@ export class State {
   extraInUse: ((networkId: string) => boolean) | null = null;
 
   constructor(readonly options: StateOptions = {}) {
-    const opts = options;
-    this.newId = opts.newId ?? randomId;
-    this.now = opts.now ?? (() => new Date());
-    this.supported = new Set(opts.supportedDrivers ?? ['bridge']);
+    this.newId = options.newId ?? randomId;
+    this.now = options.now ?? (() => new Date());
+    this.supported = new Set(options.supportedDrivers ?? ['bridge']);
     const created = this.now().toISOString();
     const base = { scope: 'local' as const, internal: false, attachable: false, labels: {}, created, builtin: true, userSubnet: false };
     this.nets = [

@@ -79,7 +79,6 @@ export class BridgeNetwork {
     ctx.engine.addElement(this.sw, true);
   }
 
-  /** `ep`: the endpoint's MAC and address, when usernet assigned them (a container): pinned (see the header). */
   /** A port on the switch: `ep`, a container's endpoint (its MAC pinned, its address a permanent neighbour); `trunk`, a port with many hosts behind it (the VXLAN tunnel) that the per-port learning limit does not bound. */
   attach(port: Port, ep?: { mac: number; ip: number }, trunk = false): void {
     port.mtu = this.spec.mtu;

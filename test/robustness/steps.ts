@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { expect } from 'vitest';
 import type { FramePool } from '../../src/dataplane/pool.js';
 import type { Port } from '../../src/dataplane/port.js';
-import type { Count } from './rig.js';
+import { type Count, feed } from './rig.js';
 
 /** A step: a frame for input `i`; or (frame null) i = −1: run the element and drain its outputs, i ≤ −2: toggle port −2 − i up/down. */
 export type Step = { i: number; b: Uint8Array | null };
@@ -40,3 +40,52 @@ export function expectCounts(before: Count, after: Count, fed: number, out: numb
   if (!consumes) expect(tx + drops).toBeGreaterThanOrEqual(rx);
 }
 
+
+/** Two parents (networks) with three children each, as the macvlan and ipvlan tests build them. */
+export interface ParentWorld {
+  pool: FramePool;
+  parents: Port[];
+  kids: Port[][];
+  attached: boolean[][];
+  fed: number[];
+  out: number[];
+  run(): void;
+  attach(net: number, k: number): void;
+  detach(net: number, k: number): void;
+}
+
+/**
+ * Play the steps: a frame into a parent (input 3, 7) or a child; a run; or
+ * a toggle k — ports 0..7 and the parents go down/up, the other children
+ * are detached and attached again. Ends with a run.
+ */
+export function playParentSteps(ss: Step[], w: ParentWorld): void {
+  const { pool, parents, kids, attached, fed, out } = w;
+  for (const s of ss) {
+    if (s.i <= -2) {
+      const k = -2 - s.i;
+      const net = (k >> 2) & 1;
+      const j = k & 3;
+      if (k < 8 || j === 3) {
+        const port = j === 3 ? parents[net] : kids[net][j];
+        port.up = !port.up;
+      } else if (attached[net][j]) {
+        // detach frees what waits in the child's rings: fed but never taken in, or sent but never drained
+        fed[net] -= kids[net][j].rx.length;
+        out[net] += kids[net][j].tx.length;
+        w.detach(net, j);
+        attached[net][j] = false;
+      } else w.attach(net, j);
+      continue;
+    }
+    if (s.b === null) {
+      w.run();
+      continue;
+    }
+    const net = s.i >> 2;
+    const p = s.i & 3;
+    const port = p === 3 ? parents[net] : kids[net][p];
+    if (feed(pool, port.rx, s.b, port.id)) fed[net]++;
+  }
+  w.run();
+}

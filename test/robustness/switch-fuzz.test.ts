@@ -23,7 +23,7 @@ import { ParentDemux } from '../../src/switch/parent-demux.js';
 import { fcParams, mutate, mutation, netsIn, taggedPayload } from './frames.js';
 import { drain, feed, netFrame, netOf, portOf, sizes, snap, tagOf } from './rig.js';
 
-import { expectCounts, freeDetached, steps } from './steps.js';
+import { expectCounts, freeDetached, playParentSteps, steps } from './steps.js';
 
 // ------------------------------------------------------------------ learning switch
 
@@ -139,33 +139,7 @@ describe('MacvlanSwitch: two parents (networks), every mode', () => {
             });
           }
         };
-        for (const s of ss) {
-          if (s.i <= -2) {
-            const k = -2 - s.i;
-            const net = (k >> 2) & 1;
-            const j = k & 3;
-            if (k < 8 || j === 3) {
-              const port = j === 3 ? parents[net] : kids[net][j];
-              port.up = !port.up;
-            } else if (attached[net][j]) {
-              // detach frees what waits in the child's rings: fed but never taken in, or sent but never drained
-              fed[net] -= kids[net][j].rx.length;
-              out[net] += kids[net][j].tx.length;
-              sws[net].detach(kids[net][j]);
-              attached[net][j] = false;
-            } else attach(net, j);
-            continue;
-          }
-          if (s.b === null) {
-            run();
-            continue;
-          }
-          const net = s.i >> 2;
-          const p = s.i & 3;
-          const port = p === 3 ? parents[net] : kids[net][p];
-          if (feed(pool, port.rx, s.b, port.id)) fed[net]++;
-        }
-        run();
+        playParentSteps(ss, { pool, parents, kids, attached, fed, out, run, attach, detach: (net, j) => sws[net].detach(kids[net][j]) });
         freeDetached(pool, kids, attached, fed);
         expect(pool.inUse).toBe(0);
         // a flood that finds every other port down is freed uncounted (documented)
@@ -232,33 +206,7 @@ describe('IpvlanSwitch: two parents (networks), every mode', () => {
             });
           }
         };
-        for (const s of ss) {
-          if (s.i <= -2) {
-            const k = -2 - s.i;
-            const net = (k >> 2) & 1;
-            const j = k & 3;
-            if (k < 8 || j === 3) {
-              const port = j === 3 ? parents[net] : kids[net][j];
-              port.up = !port.up;
-            } else if (attached[net][j]) {
-              // detach frees what waits in the child's rings: fed but never taken in, or sent but never drained
-              fed[net] -= kids[net][j].rx.length;
-              out[net] += kids[net][j].tx.length;
-              sws[net].detach(kids[net][j]);
-              attached[net][j] = false;
-            } else attach(net, j);
-            continue;
-          }
-          if (s.b === null) {
-            run();
-            continue;
-          }
-          const net = s.i >> 2;
-          const p = s.i & 3;
-          const port = p === 3 ? parents[net] : kids[net][p];
-          if (feed(pool, port.rx, s.b, port.id)) fed[net]++;
-        }
-        run();
+        playParentSteps(ss, { pool, parents, kids, attached, fed, out, run, attach, detach: (net, j) => sws[net].detach(kids[net][j]) });
         freeDetached(pool, kids, attached, fed);
         expect(pool.inUse).toBe(0);
         // l3 answers ARP (tx without a new rx), asks for next hops (tx from nothing) and consumes replies to itself
