@@ -73,7 +73,7 @@ export async function main(argv: string[]): Promise<number> {
     .action(async (o) => {
       const busyPollMs = Number(o.busyPoll);
       if (!Number.isFinite(busyPollMs) || busyPollMs < 0 || busyPollMs > 1000) throw new Error(`invalid --busy-poll "${o.busyPoll}": milliseconds from 0 to 1000`);
-      const { runDaemon } = await import('./daemon.js');
+      const { runDaemon } = await import('./daemon-run.js');
       exitCode = await runDaemon({
         socket: socketPath(program.opts().socket),
         stateDir: o.stateDir,
