@@ -3,7 +3,7 @@
  * daemon, isolation, live connect/disconnect, none/host, restart, capture,
  * stats and malformed frames. Needs root (CI is root).
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -143,15 +143,26 @@ describe.runIf(root)('bridge networks with real traffic', () => {
     expect(d.ping('d2', '172.17.0.1')).toBe(true);
   });
 
+  /** Run `traffic` (after a first wait) until `child` exits, for at most 30 s. */
+  async function untilExit(child: ChildProcess, traffic: () => void): Promise<void> {
+    const end = Date.now() + 30_000;
+    await new Promise((r) => setTimeout(r, 500));
+    while (child.exitCode === null && child.signalCode === null && Date.now() < end) {
+      traffic();
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
   it('writes a pcap that tcpdump reads, with the pings in it', async () => {
     d.ok('network', 'create', '--subnet', '10.200.4.0/24', 'cap');
     d.ok('run', '--name', 'c1', '--network', 'cap');
     d.ok('run', '--name', 'c2', '--network', 'cap');
     const file = join(d.dir, 'cap.pcap');
     const capture = spawn(process.execPath, [CLI, '--socket', d.socket, 'capture', 'cap', '-w', file, '-c', '4'], { stdio: 'ignore' });
-    await new Promise((r) => setTimeout(r, 500));
-    expect(d.ping('c1', '10.200.4.3', 2)).toBe(true);
-    const code = await new Promise<number | null>((r) => capture.on('exit', (c) => r(c)));
+    const exited = new Promise<number | null>((r) => capture.on('exit', (c) => r(c)));
+    // ping until the capture has its 4 frames: on a loaded machine the CLI may start capturing after a fixed wait
+    await untilExit(capture, () => expect(d.ping('c1', '10.200.4.3', 1)).toBe(true));
+    const code = await exited;
     expect(code).toBe(0);
     const text = execFileSync('tcpdump', ['-n', '-r', file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
     const lines = text.trim().split('\n');
@@ -164,10 +175,12 @@ describe.runIf(root)('bridge networks with real traffic', () => {
     d.ok('run', '--name', 'c3', '--network', 'cap');
     const file2 = join(d.dir, 'c3.pcap');
     const capture2 = spawn(process.execPath, [CLI, '--socket', d.socket, 'capture', 'c3', '-w', file2, '-c', '2'], { stdio: 'ignore' });
-    await new Promise((r) => setTimeout(r, 500));
-    expect(d.ping('c1', '10.200.4.3', 2)).toBe(true); // not c3's traffic
-    expect(d.ping('c3', '10.200.4.1', 1)).toBe(true);
-    expect(await new Promise<number | null>((r) => capture2.on('exit', (c) => r(c)))).toBe(0);
+    const exited2 = new Promise<number | null>((r) => capture2.on('exit', (c) => r(c)));
+    await untilExit(capture2, () => {
+      expect(d.ping('c1', '10.200.4.3', 1)).toBe(true); // not c3's traffic
+      expect(d.ping('c3', '10.200.4.1', 1)).toBe(true);
+    });
+    expect(await exited2).toBe(0);
     const text2 = execFileSync('tcpdump', ['-n', '-r', file2], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
     expect(text2).not.toMatch(/10\.200\.4\.2 > 10\.200\.4\.3/);
     expect(text2).toMatch(/10\.200\.4\.4/);
