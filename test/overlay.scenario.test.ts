@@ -187,12 +187,16 @@ describe.runIf(haveEtcd)('overlay networks across three hosts', () => {
     await lab.startEtcd();
     // a container made after etcd is back is known everywhere
     expect(await poll(() => h2.cli('run', '--name', 'c4', '--network', 'ov1').code === 0, 30_000)).toBe(true);
-    expect(await poll(() => h1.exec('c1', 'getent', 'hosts', 'c4').code === 0, 30_000)).toBe(true);
-    expect(h1.ping('c1', 'c4')).toBe(true);
-    // and the others' records came back (leases were renewed or retaken)
-    expect(await poll(() => h2.exec('c2', 'getent', 'hosts', 'c1').code === 0 && h2.exec('c2', 'getent', 'hosts', 'c3').code === 0, 15_000)).toBe(true);
-    expect(await poll(() => h1.exec('c1', 'getent', 'hosts', 'c5').code !== 0, 15_000)).toBe(true);
-    h2.ok('rm', 'c4');
+    try {
+      expect(await poll(() => h1.exec('c1', 'getent', 'hosts', 'c4').code === 0, 30_000)).toBe(true);
+      // and the others' records came back (leases were renewed or retaken): h2 must know c1 again
+      // before c4 can answer it, so the ping waits for that (each host re-announces on its own watch)
+      expect(await poll(() => h2.exec('c2', 'getent', 'hosts', 'c1').code === 0 && h2.exec('c2', 'getent', 'hosts', 'c3').code === 0, 15_000)).toBe(true);
+      expect(await poll(() => h1.ping('c1', 'c4'), 10_000)).toBe(true);
+      expect(await poll(() => h1.exec('c1', 'getent', 'hosts', 'c5').code !== 0, 15_000)).toBe(true);
+    } finally {
+      h2.cli('rm', '-f', 'c4'); // later tests count endpoints: never leave it behind
+    }
   }, 120_000);
 
   it('a daemon that dies is forgotten after its lease; restarted, it rejoins', async () => {
