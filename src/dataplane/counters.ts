@@ -2,6 +2,11 @@
  * Uniform counters: rxPackets rxBytes txPackets txBytes drops, and a count
  * per drop reason. Reasons are a fixed list so counting a drop is one
  * typed-array increment, no strings on the hot path.
+ *
+ * rxSegments/txSegments count what the wire carries: 1 per ordinary frame,
+ * and for a super-frame (GSO, see pool.ts) the number of segments it stands
+ * for (segmentsOf() in ./segments-count.ts). rxPackets/txPackets keep
+ * counting frames as handled (a super-frame is one).
  */
 export const DropReason = {
   runt: 0, // shorter than an Ethernet header
@@ -20,6 +25,7 @@ export const DropReason = {
   portDown: 13, // the destination port is gone
   ttlExceeded: 14,
   unsupported: 15, // a protocol/operation this element does not handle
+  badGso: 16, // a super-frame whose GSO annotations do not match its bytes (gsoCheck)
 } as const;
 export type DropReasonName = keyof typeof DropReason;
 export const DROP_REASON_NAMES = Object.keys(DropReason) as DropReasonName[];
@@ -29,6 +35,9 @@ export class Counters {
   rxBytes = 0;
   txPackets = 0;
   txBytes = 0;
+  /** wire segments: 1 per frame, gsoSegments per super-frame */
+  rxSegments = 0;
+  txSegments = 0;
   drops = 0;
   readonly reasons = new Float64Array(DROP_REASON_NAMES.length);
 
@@ -46,13 +55,15 @@ export class Counters {
       rxBytes: this.rxBytes,
       txPackets: this.txPackets,
       txBytes: this.txBytes,
+      rxSegments: this.rxSegments,
+      txSegments: this.txSegments,
       drops: this.drops,
       dropReasons,
     };
   }
 
   reset(): void {
-    this.rxPackets = this.rxBytes = this.txPackets = this.txBytes = this.drops = 0;
+    this.rxPackets = this.rxBytes = this.txPackets = this.txBytes = this.rxSegments = this.txSegments = this.drops = 0;
     this.reasons.fill(0);
   }
 }
@@ -62,6 +73,9 @@ export interface CounterSnapshot {
   rxBytes: number;
   txPackets: number;
   txBytes: number;
+  /** wire segments (1 per frame, gsoSegments per super-frame) */
+  rxSegments: number;
+  txSegments: number;
   drops: number;
   dropReasons: Record<string, number>;
 }
