@@ -2,7 +2,8 @@
  * The `usernet stats` report and its table (cold path).
  *
  * Besides the traffic counters (per router, link, switch, gateway and
- * port) the report says how full every bounded table is and what happened
+ * port: packets, bytes, and the wire segments they stand for — a
+ * super-frame (GSO) is one packet and gsoSegments segments) the report says how full every bounded table is and what happened
  * when one was full, so a flood is visible:
  *   per network: MAC entries used/capacity (static/learned), the port
  *     limit, sources not learned (table full, port limit), spoofed pinned
@@ -65,9 +66,9 @@ function grid(rows: string[][]): string[] {
 }
 
 export function statsTable(r: StatsReport): string {
-  const rows: string[][] = [['NETWORK', 'PORT', 'RX PKTS', 'RX BYTES', 'TX PKTS', 'TX BYTES', 'DROPS', 'DROP REASONS']];
+  const rows: string[][] = [['NETWORK', 'PORT', 'RX PKTS', 'RX BYTES', 'TX PKTS', 'TX BYTES', 'RX SEGS', 'TX SEGS', 'DROPS', 'DROP REASONS']];
   const row = (net: string, port: string, c: CounterSnapshot) =>
-    rows.push([net, port, String(c.rxPackets), String(c.rxBytes), String(c.txPackets), String(c.txBytes), String(c.drops), reasons(c)]);
+    rows.push([net, port, String(c.rxPackets), String(c.rxBytes), String(c.txPackets), String(c.txBytes), String(c.rxSegments ?? 0), String(c.txSegments ?? 0), String(c.drops), reasons(c)]); // prettier-ignore
   row('-', '(router)', r.router);
   for (const l of r.links) row('-', l.name, l);
   for (const n of r.networks) {
@@ -102,7 +103,7 @@ export function statsTable(r: StatsReport): string {
     `arp: ${e.arpDynamic}/${e.arpCapacity} learned (quota ${e.arpIfaceQuota} per network), ${e.arpStatic}/${e.arpStaticCapacity} permanent; ` +
       `table full ${e.arpTableFull}, quota evictions ${e.arpQuotaEvicted}, refused ${e.arpCacheFull}, unresolved ${e.arpUnresolved}, conflicts ${e.arpConflicts}, permanent refused ${e.arpStaticFull}`,
   );
-  lines.push(`router: icmp errors ${e.icmpErrorsSent} sent, ${e.icmpRateLimited} rate-limited; nat ports exhausted ${e.natPortsExhausted}; conntrack full ${e.conntrackFull}; rst ${e.rstSent}; fragments ${e.fragmentsMade}`);
+  lines.push(`router: icmp errors ${e.icmpErrorsSent} sent, ${e.icmpRateLimited} rate-limited; nat ports exhausted ${e.natPortsExhausted}; conntrack full ${e.conntrackFull}; rst ${e.rstSent}; fragments ${e.fragmentsMade}; super-frames segmented ${e.gsoSegmented ?? 0} (${e.segmentsMade ?? 0} segments)`);
   const cc = Object.entries(r.conntrack.counters)
     .map(([k, v]) => `${k}=${v}`)
     .join(' ');

@@ -213,8 +213,12 @@ export class Conntrack {
    * A packet of `flow` went by in `dir`: count it, mark the flow replied
    * (REPLY), step the TCP state machine with the segment's flags (0 for
    * other protocols) and push the expiry to now + the state's timeout.
+   * `packets`: how many packets it stands for — a super-frame (GSO) is
+   * counted as its segments (segmentsOf(), src/dataplane/segments-count.ts)
+   * and `bytes` as its IP bytes, as Linux's conntrack accounts a GSO skb;
+   * its flags are those of the whole (FIN/PSH as the last segment's).
    */
-  seen(flow: number, dir: number, tcpFlags: number, bytes: number, now: number): void {
+  seen(flow: number, dir: number, tcpFlags: number, bytes: number, now: number, packets = 1): void {
     const rec = this.rec;
     const b = flow << 4;
     let meta = rec[b | W_META];
@@ -248,9 +252,9 @@ export class Conntrack {
     recF[fb + F_EXP] = now + timeout;
     recF[fb + F_BYTES + dir] += bytes;
     const recU = this.recU;
-    const pk = (recU[b + U_PKTS + dir] + 1) >>> 0;
+    const pk = (recU[b + U_PKTS + dir] + packets) >>> 0;
     recU[b + U_PKTS + dir] = pk;
-    if (pk === 0) this.wrapped(flow, dir); // 2^32 packets: count the wrap (cold)
+    if (pk < packets) this.wrapped(flow, dir); // past 2^32 packets: count the wrap (cold)
   }
 
   // per-flow fields

@@ -15,6 +15,16 @@
  * 0 ("none") stays 0; a computed 0 is written 0xffff. A non-first fragment
  * has no L4 header: only its addresses (and the IP checksum) change.
  *
+ * Partial checksums (translatePartial(), same arguments: the frame has
+ * META_NEEDS_CSUM, e.g. a TCP/UDP super-frame, pool.ts): the L4 checksum
+ * field holds the folded, NON-complemented pseudo-header sum and whoever
+ * completes it sums from the L4 header to the end. So an address change
+ * adds Σ(~m + m') to the field as is (no complement), and a port change,
+ * inside the part still to be summed, leaves it alone — what Linux's
+ * inet_proto_csum_replace4(pseudohdr = true / false) does on
+ * CHECKSUM_PARTIAL. A partial ICMP checksum has no pseudo-header: only the
+ * identifier would be in it, so it is left alone too.
+ *
  * ICMP errors (unreachable, time exceeded, redirect, parameter problem,
  * source quench) quote the packet that caused them. lookupIcmpError() finds
  * the flow of the quoted packet: the quote is what went out on the wire,
@@ -56,6 +66,13 @@ for (const t of [3, 4, 5, 11, 12]) ICMP_ERROR[t] = 1;
 /** Add the RFC 1624 terms ~m + m' of a 32-bit field m → m2 (int32 values). */
 function d32(m: number, m2: number): number {
   return (~m >>> 16) + (~m & 0xffff) + (m2 >>> 16) + (m2 & 0xffff);
+}
+/** A partial checksum field (non-complemented pseudo-header sum) plus sum, folded (Linux's inet_proto_csum_replace4 on CHECKSUM_PARTIAL). */
+function addFold(hc: number, sum: number): number {
+  let s = hc + sum;
+  s = (s & 0xffff) + (s >>> 16);
+  s = (s & 0xffff) + (s >>> 16);
+  return s;
 }
 /** srcPort << 16 | dstPort → dstPort << 16 | srcPort */
 function swapHalves(p: number): number {
@@ -115,7 +132,7 @@ export class NatRewriter {
     // for V8 to inline it into the caller's loop
     const v = this.viewOf(bytes);
     const proto = bytes[l3off + 9];
-    if ((proto !== 6 && proto !== 17) || (v.getUint16(l3off + 6) & 0x1fff) !== 0) return this.translateOther(v, bytes, l3off, flow, dir); // prettier-ignore
+    if ((proto !== 6 && proto !== 17) || (v.getUint16(l3off + 6) & 0x1fff) !== 0) return this.translateOther(v, bytes, l3off, flow, dir, false); // prettier-ignore
     const t = this.rec;
     // the other direction's tuple: our new src is its dst, our new dst its src
     const ob = (flow << 4) + 3 - 3 * dir;
@@ -140,8 +157,8 @@ export class NatRewriter {
     return true;
   }
 
-  /** translate() for ICMP queries, non-first fragments and other protocols. */
-  private translateOther(v: DataView, bytes: Uint8Array, l3off: number, flow: number, dir: number): boolean {
+  /** translate() for ICMP queries, non-first fragments, other protocols and partial checksums. */
+  private translateOther(v: DataView, bytes: Uint8Array, l3off: number, flow: number, dir: number, partial: boolean): boolean {
     const t = this.rec;
     const ob = (flow << 4) + (dir === 0 ? 3 : 0);
     const nDst = t[ob];
@@ -157,9 +174,39 @@ export class NatRewriter {
     v.setInt32(l3off + 12, nSrc);
     v.setInt32(l3off + 16, nDst);
     if (query) {
-      v.setUint16(l4 + 2, apply(v.getUint16(l4 + 2), (~cId & 0xffff) + nId));
+      // a partial ICMP checksum has no pseudo-header: the identifier is in the part still to be summed
+      if (!partial) v.setUint16(l4 + 2, apply(v.getUint16(l4 + 2), (~cId & 0xffff) + nId));
       v.setUint16(l4 + 4, nId);
     }
+    return true;
+  }
+
+  /**
+   * translate() for a packet whose L4 checksum is partial (META_NEEDS_CSUM,
+   * e.g. a super-frame; see the header): addresses are added to the field
+   * as is, ports not at all. Kept apart so translate() stays inlinable.
+   */
+  translatePartial(bytes: Uint8Array, l3off: number, flow: number, dir: number): boolean {
+    const v = this.viewOf(bytes);
+    const proto = bytes[l3off + 9];
+    if ((proto !== 6 && proto !== 17) || (v.getUint16(l3off + 6) & 0x1fff) !== 0) return this.translateOther(v, bytes, l3off, flow, dir, true); // prettier-ignore
+    const t = this.rec;
+    const ob = (flow << 4) + 3 - 3 * dir;
+    const nDst = t[ob];
+    const nSrc = t[ob + 1];
+    const nPorts = swapHalves(t[ob + 2]);
+    const l4 = l3off + ((bytes[l3off] & 15) << 2);
+    const cSrc = v.getInt32(l3off + 12);
+    const cDst = v.getInt32(l3off + 16);
+    const cPorts = v.getInt32(l4);
+    if (cSrc === nSrc && cDst === nDst && cPorts === nPorts) return false;
+    const d = d32(cSrc, nSrc) + d32(cDst, nDst);
+    v.setUint16(l3off + 10, apply(v.getUint16(l3off + 10), d));
+    v.setInt32(l3off + 12, nSrc);
+    v.setInt32(l3off + 16, nDst);
+    v.setInt32(l4, nPorts);
+    const co = l4 + (proto === 6 ? 16 : 6);
+    v.setUint16(co, addFold(v.getUint16(co), d));
     return true;
   }
 

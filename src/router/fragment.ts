@@ -15,8 +15,12 @@
  * The handles (h first) go into out[0..n); returns n, or −1 when the MTU is
  * too small for a fragment (< header + 8) or the pool is empty (nothing
  * allocated is kept; h is untouched, the caller still owns it).
+ *
+ * Never a super-frame (GSO): it is cut into segments instead (output.ts,
+ * gso-fit.ts); one given here is refused (−1). Checksums are complete by
+ * then (the router completes a partial one at input).
  */
-import type { FramePool } from '../dataplane/pool.js';
+import { META_BYTES, type FramePool } from '../dataplane/pool.js';
 import { u16, w16 } from '../wire/bytes.js';
 import { checksum } from '../wire/checksum.js';
 import { ETH } from '../wire/ethernet.js';
@@ -47,6 +51,7 @@ function copiedOptions(b: Uint8Array, start: number, end: number): number {
 }
 
 export function fragment(pool: FramePool, h: number, mtu: number, out: Int32Array): number {
+  if (pool.meta8[h * META_BYTES + 1] !== 0) return -1;
   const b = pool.bytes;
   const off = pool.offsets[h];
   const l3 = off + ETH.HLEN;

@@ -29,15 +29,23 @@
  * sendFrom(iface, h): the router owns h from then on; it is queued
  * (bounded; full → ringFull) and sent as is at the next process().
  * Outgoing frames longer than the iface's MTU (+ Ethernet header) are
- * dropped (oversize).
+ * dropped (oversize); a super-frame (GSO) is measured by its segments
+ * (gso-fit.ts) and cut into segments that fit when they do not.
+ *
+ * A UDP super-frame (GSO_UDP_L4, checked by the router) for a service is
+ * segmented first: the service gets each datagram as an ordinary frame
+ * with complete checksums, as a socket would.
  *
  * Hot paths allocate nothing (Map lookups by small-integer key).
  */
 import { DropReason as R } from '../dataplane/counters.js';
-import type { FramePool } from '../dataplane/pool.js';
+import { META_BYTES, type FramePool } from '../dataplane/pool.js';
+import { segmentFrame } from '../dataplane/segment.js';
+import { GSO_MAX_SEGS, GsoError } from '../wire/gso.js';
 import { u16, u32 } from '../wire/bytes.js';
 import { ETH } from '../wire/ethernet.js';
 import { IPV4, IPV4_FRAG_MASK, IPV4_MF, IpProto } from '../wire/ipv4.js';
+import { gsoSizeOf, segMss, wireIpLen } from './gso-fit.js';
 import { headerSumOk } from './ip-header.js';
 import { IfaceTable, KIND_NETWORK, MAX_IFACES } from './ifaces.js';
 import type { RouterOutput, RouterStats } from './output.js';
@@ -68,6 +76,7 @@ export class LocalUdp {
   private readonly qFrame: Int32Array;
   private qHead = 0;
   private qLen = 0;
+  private readonly segs = new Uint32Array(GSO_MAX_SEGS);
 
   constructor(
     private readonly pool: FramePool,
@@ -120,8 +129,18 @@ export class LocalUdp {
     if (this.count[i] === 0) return false;
     const svc = this.svc.get((i << 16) | port);
     if (svc === undefined) return false;
-    this.deliver(h, i, svc);
+    if (this.pool.meta8[h * META_BYTES + 1] !== 0) this.deliverSegments(h, i, svc);
+    else this.deliver(h, i, svc);
     return true;
+  }
+
+  /** A super-frame for a service: each of its datagrams in turn, h freed. */
+  private deliverSegments(h: number, i: number, svc: LocalUdpService): void {
+    const segs = this.segs;
+    const n = segmentFrame(this.pool, h, 0, segs);
+    if (n < 0) return this.out.drop(h, n === -GsoError.POOL_EMPTY ? R.poolEmpty : R.badGso, i);
+    this.pool.free(h);
+    for (let k = 0; k < n; k++) this.deliver(segs[k], i, svc);
   }
 
   /** An IPv4 frame (len bytes at off) to the broadcast MAC on iface i: a DHCP client's broadcast, or dropped (see the header). */
@@ -192,7 +211,17 @@ export class LocalUdp {
   private emit(h: number, i: number): void {
     const len = this.pool.lengths[h];
     if (len < ETH.HLEN) return this.out.drop(h, R.runt, i);
-    if (len - ETH.HLEN > this.t.mtu[i]) return this.out.drop(h, R.oversize, i);
+    const mtu = this.t.mtu[i];
+    const gs = gsoSizeOf(this.pool, h);
+    if (len - ETH.HLEN > mtu && gs !== 0) {
+      const l3 = this.pool.offsets[h] + ETH.HLEN;
+      if (wireIpLen(this.pool.bytes, l3, len - ETH.HLEN, gs) > mtu) {
+        const n = this.out.segment(h, i, segMss(this.pool.bytes, l3, mtu));
+        this.sent += n;
+        for (let k = 0; k < n; k++) this.out.send(this.out.segs[k], i);
+        return;
+      }
+    } else if (len - ETH.HLEN > mtu) return this.out.drop(h, R.oversize, i);
     this.sent++;
     this.out.send(h, i);
   }

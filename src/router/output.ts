@@ -11,6 +11,10 @@
  * the ARP cache: known → Ethernet header written, frame pushed on e's
  * output ring; unknown → queued on the entry (created INCOMPLETE, a
  * broadcast request sent at once; tick() retries and gives up).
+ * A super-frame (GSO) is measured by its segments (gso-fit.ts): when they
+ * fit it goes on whole, else (DF clear — the caller answered DF) it is cut
+ * into segments that fit (segmentFrame with mss = MTU − headers), counted
+ * in `segmentsMade`; it is never IP-fragmented.
  *
  * sendError(h, i, src, type, code, rest): an ICMP error about the packet in
  * frame h (unchanged, as received on iface i) from address `src`, if the
@@ -21,16 +25,20 @@
  *
  * Accounting: drop(h, reason, iface) frees and counts on the router's
  * counters and iface's; send() counts tx on both, and port.counters when
- * the router is the port's device side.
+ * the router is the port's device side (txSegments/rxSegments: segmentsOf).
  */
 import { Counters, DropReason } from '../dataplane/counters.js';
 import type { FramePool } from '../dataplane/pool.js';
+import { segmentFrame } from '../dataplane/segment.js';
+import { segmentsOf } from '../dataplane/segments-count.js';
+import { GSO_MAX_SEGS, GsoError } from '../wire/gso.js';
 import { ArpCache, type ArpCacheOptions, type ArpHost } from './arp-cache.js';
 import { u16, u32 } from '../wire/bytes.js';
 import { verifyChecksum } from '../wire/checksum.js';
 import { ETH, ETHERTYPE } from '../wire/ethernet.js';
 import { IPV4, IPV4_MF, IpProto } from '../wire/ipv4.js';
 import { fragment } from './fragment.js';
+import { gsoSizeOf, segMss, wireIpLen } from './gso-fit.js';
 import { IcmpErrors, type IcmpRateOptions } from './icmp-errors.js';
 import { IfaceTable, writeMacHL } from './ifaces.js';
 import { arpReplyInPlace, buildArpRequest, buildRst, echoReplyInPlace } from './local.js';
@@ -59,6 +67,9 @@ export interface RouterStats {
   /** ARP claims against a permanent entry, ignored */
   arpConflicts: number;
   fragmentsMade: number;
+  /** super-frames cut into segments to fit an egress MTU, and the segments made */
+  gsoSegmented: number;
+  segmentsMade: number;
   conntrackFull: number;
   natPortsExhausted: number;
   /** local UDP services (local-udp.ts): frames delivered, frames sent (replies and sendFrom), handle() throws */
@@ -77,7 +88,11 @@ export class RouterOutput implements ArpHost {
   arpCacheFull = 0;
   arpUnresolvedCount = 0;
   fragmentsMade = 0;
+  gsoSegmented = 0;
+  segmentsMade = 0;
   private readonly frags = new Int32Array(64);
+  /** the segments of the last segment() */
+  readonly segs = new Uint32Array(GSO_MAX_SEGS);
 
   constructor(
     private readonly pool: FramePool,
@@ -110,14 +125,18 @@ export class RouterOutput implements ArpHost {
       return;
     }
     const n = this.pool.lengths[h];
+    const sg = segmentsOf(this.pool, h);
     this.counters.txPackets++;
     this.counters.txBytes += n;
+    this.counters.txSegments += sg;
     const c = this.t.counters[e]!;
     c.txPackets++;
     c.txBytes += n;
+    c.txSegments += sg;
     if (this.t.deviceSide[e] === 1) {
       port.counters.rxPackets++;
       port.counters.rxBytes += n;
+      port.counters.rxSegments += sg;
     }
   }
 
@@ -131,8 +150,15 @@ export class RouterOutput implements ArpHost {
     }
     const b = this.pool.bytes;
     const l3 = this.pool.offsets[h] + ETH.HLEN;
-    if (u16(b, l3 + IPV4.TOTAL_LEN) <= t.mtu[e]) {
+    const total = u16(b, l3 + IPV4.TOTAL_LEN);
+    const gs = gsoSizeOf(this.pool, h);
+    if (total <= t.mtu[e] || (gs !== 0 && wireIpLen(b, l3, total, gs) <= t.mtu[e])) {
       this.resolve(h, e, nh);
+      return;
+    }
+    if (gs !== 0) {
+      const k = this.segment(h, e, segMss(b, l3, t.mtu[e]));
+      for (let j = 0; j < k; j++) this.resolve(this.segs[j], e, nh);
       return;
     }
     const n = fragment(this.pool, h, t.mtu[e], this.frags);
@@ -142,6 +168,24 @@ export class RouterOutput implements ArpHost {
     }
     this.fragmentsMade += n;
     for (let k = 0; k < n; k++) this.resolve(this.frags[k], e, nh);
+  }
+
+  /**
+   * Cut super-frame h into segments of at most `mss` payload bytes (into
+   * this.segs); h is freed (or dropped: oversize when mss leaves no room,
+   * poolEmpty, badGso). Returns the segments made (0 on failure).
+   */
+  segment(h: number, e: number, mss: number): number {
+    const n = mss > 0 ? segmentFrame(this.pool, h, mss, this.segs) : -GsoError.TOO_MANY_SEGS;
+    if (n < 0) {
+      const reason = n === -GsoError.POOL_EMPTY ? DropReason.poolEmpty : n === -GsoError.TOO_MANY_SEGS ? DropReason.oversize : DropReason.badGso;
+      this.drop(h, reason, e);
+      return 0;
+    }
+    this.pool.free(h);
+    this.gsoSegmented++;
+    this.segmentsMade += n;
+    return n;
   }
 
   /** Ethernet header to nh's MAC and send, or queue on the ARP entry. */
@@ -318,6 +362,8 @@ export class RouterOutput implements ArpHost {
       arpStaticFull: arp.counters.staticFull,
       arpConflicts: arp.counters.conflicts,
       fragmentsMade: this.fragmentsMade,
+      gsoSegmented: this.gsoSegmented,
+      segmentsMade: this.segmentsMade,
     };
   }
 }

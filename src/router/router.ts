@@ -37,12 +37,20 @@
  * their first fragment's flow (frag-track.ts); no reassembly.
  * Frames to the broadcast MAC: ARP, or a DHCP client's broadcast (from
  * 0.0.0.0 too) to the ingress network's port-67 service; else notForUs.
+ * Super-frames (GSO, pool.ts; gso-fit.ts): checked at input (gsoCheck;
+ * mismatch → dropped, badGso, never forwarded); TTL and IP checksum
+ * rewritten once for the whole; NAT keeps their partial checksum
+ * (nat.translatePartial); conntrack counts their segments. "Too big"
+ * means their segments are (IP + L4 header + gsoSize > MTU): DF → frag
+ * needed, else cut into segments that fit (output.ts), never fragmented.
+ * A local UDP service gets them segmented (local-udp.ts).
  * sendFrom() queues a frame built elsewhere for the next process().
  *
  * Counters: `counters` (all ifaces) and ifaceCounters(id): rx = frames
- * taken in, tx = frames sent (generated ones included), drops by reason
+ * taken in, tx = frames sent (generated ones included), rx/txSegments
+ * the wire packets they stand for (segmentsOf), drops by reason
  * (runt malformed badChecksum notForUs unsupported filtered noRoute
- * ttlExceeded oversize ringFull poolEmpty portDown). stats(): ICMP errors
+ * ttlExceeded oversize ringFull poolEmpty portDown badGso). stats(): ICMP errors
  * sent / rate-limited, RSTs, ARP requests / failures / table full / quota
  * evictions / entries and room (per iface: arpIfaceStats()),
  * fragments made, conntrack full, NAT ports exhausted, local UDP
@@ -51,7 +59,8 @@
  * Hot path (process) allocates nothing. Time is injected.
  */
 import { Counters, DropReason as R } from '../dataplane/counters.js';
-import type { FramePool } from '../dataplane/pool.js';
+import { META_BYTES, type FramePool } from '../dataplane/pool.js';
+import { segmentsOf } from '../dataplane/segments-count.js';
 import { CT_ORIGINAL, type Conntrack } from '../nat/conntrack.js';
 import type { NatRewriter } from '../nat/nat.js';
 import { u16, u32 } from '../wire/bytes.js';
@@ -60,6 +69,7 @@ import { IPV4, IPV4_DF, IPV4_FRAG_MASK, IPV4_MF, IpProto } from '../wire/ipv4.js
 import type { ArpRow } from './arp-cache.js';
 import { FlowMaker, MARK_NAT, MARK_VALID, POLICY_DROP, POLICY_MASQ, POLICY_PLAIN, markIn, markOut, policy } from './flows.js';
 import { FragTrack } from './frag-track.js';
+import { gsoIn, gsoSizeOf, wireIpLen } from './gso-fit.js';
 import { isMartianSource } from './icmp-errors.js';
 import { IfaceTable, KIND_NETWORK, type IfaceConfig, type Published } from './ifaces.js';
 import { decTtl, headerSumOk } from './ip-header.js';
@@ -220,7 +230,8 @@ export class Router {
     this.udp.drain();
     const t = this.t;
     const live = t.live;
-    const lengths = this.pool.lengths;
+    const pool = this.pool;
+    const lengths = pool.lengths;
     const c = this.counters;
     for (let k = 0; k < live.length; k++) {
       const i = live[k];
@@ -230,13 +241,17 @@ export class Router {
       const pc = t.deviceSide[i] === 1 ? t.port[i]!.counters : null;
       for (let h = ring.pop(); h >= 0; h = ring.pop()) {
         const len = lengths[h];
+        const sg = segmentsOf(pool, h);
         c.rxPackets++;
         c.rxBytes += len;
+        c.rxSegments += sg;
         ic.rxPackets++;
         ic.rxBytes += len;
+        ic.rxSegments += sg;
         if (pc !== null) {
           pc.txPackets++;
           pc.txBytes += len;
+          pc.txSegments += sg;
         }
         this.input(h, i, len);
       }
@@ -251,6 +266,10 @@ export class Router {
     const b = this.pool.bytes;
     const off = this.pool.offsets[h];
     if (len < ETH.HLEN) return this.drop(h, R.runt, i);
+    // a super-frame must match its annotations; a partial checksum on an ordinary frame is completed (gso-fit.ts)
+    const m8 = this.pool.meta8;
+    const gso = m8[h * META_BYTES + 1];
+    if ((gso | (m8[h * META_BYTES] & 1)) !== 0 && !gsoIn(this.pool, h)) return this.drop(h, R.badGso, i);
     const type = u16(b, off + ETH.TYPE);
     const dHi = u16(b, off);
     const dLo = u32(b, off + 2) | 0;
@@ -259,7 +278,7 @@ export class Router {
       if (!ours && (dHi !== 0xffff || dLo !== -1)) return this.drop(h, R.notForUs, i);
       return this.out.arpIn(h, i, b, off, len);
     }
-    if (!ours) return dHi === 0xffff && dLo === -1 && type === ETHERTYPE.IPV4 ? this.udp.broadcastIn(h, i, b, off, len) : this.drop(h, R.notForUs, i);
+    if (!ours) return dHi === 0xffff && dLo === -1 && type === ETHERTYPE.IPV4 && gso === 0 ? this.udp.broadcastIn(h, i, b, off, len) : this.drop(h, R.notForUs, i);
     if (type !== ETHERTYPE.IPV4) return this.drop(h, R.unsupported, i);
     this.ipIn(h, i, b, off, len);
   }
@@ -382,8 +401,13 @@ export class Router {
     const b = this.pool.bytes;
     // a first fragment: its later fragments will follow this flow (keyed as received)
     if ((ff & IPV4_MF) !== 0) this.frag.remember(u32(b, l3 + IPV4.SRC) | 0, u32(b, l3 + IPV4.DST) | 0, u16(b, l3 + IPV4.IDENT), b[l3 + IPV4.PROTO], (f << 1) | dir, this.now);
-    if ((this.ct.mark[f] & MARK_NAT) !== 0) this.nat.translate(b, l3, f, dir);
-    this.ct.seen(f, dir, flags, total, this.now);
+    // a partial checksum (a super-frame) holds the pseudo-header sum: NAT updates it as such (nat.ts)
+    if ((this.ct.mark[f] & MARK_NAT) !== 0) {
+      if ((this.pool.meta8[h * META_BYTES] & 1) !== 0) this.nat.translatePartial(b, l3, f, dir);
+      else this.nat.translate(b, l3, f, dir);
+    }
+    // a super-frame counts as its segments (its bytes as its IP bytes)
+    this.ct.seen(f, dir, flags, total, this.now, segmentsOf(this.pool, h));
     decTtl(b, l3);
     this.out.forward(h, e, u32(b, l3 + IPV4.DST) | 0);
   }
@@ -396,7 +420,8 @@ export class Router {
       this.drop(h, R.ttlExceeded, i);
       return false;
     }
-    if (total > this.t.mtu[e] && (ff & IPV4_DF) !== 0) {
+    // a super-frame is too big when its segments are (gso-fit.ts); DF clear: output.ts cuts it
+    if (total > this.t.mtu[e] && (ff & IPV4_DF) !== 0 && wireIpLen(b, l3, total, gsoSizeOf(this.pool, h)) > this.t.mtu[e]) {
       this.out.sendError(h, i, this.t.ip[i], 3, 4, this.t.mtu[e], false);
       this.drop(h, R.oversize, i);
       return false;

@@ -15,6 +15,7 @@ import { FramePool } from '../dataplane/pool.js';
 import { Port } from '../dataplane/port.js';
 import { Conntrack } from '../nat/conntrack.js';
 import { NatRewriter } from '../nat/nat.js';
+import { getMeta, setMeta, type FrameMeta } from '../dataplane/super-frames.js';
 import { u16, u32, w16 } from '../wire/bytes.js';
 import { checksum, pseudoHeaderSum } from '../wire/checksum.js';
 import { ArpRepr } from '../wire/arp.js';
@@ -62,6 +63,8 @@ export interface BedOptions extends RouterOptions {
   mtu?: Partial<Record<IfName, number>>;
   ctCapacity?: number;
   poolSlots?: number;
+  /** large (66 KiB) slots for super-frames (default 0) */
+  largeSlots?: number;
   /** the uplink's default gateway (default UP_GW; 0: none) */
   uplinkGateway?: number;
 }
@@ -75,9 +78,11 @@ export class Testbed {
   readonly ids = {} as Record<IfName, number>;
   readonly side = {} as Record<IfName, 'switch' | 'device'>;
   now = 1_000_000;
+  /** annotations of the frames the last collect() took, per iface (same order) */
+  metas = {} as Record<IfName, FrameMeta[]>;
 
   constructor(o: BedOptions = {}) {
-    this.pool = new FramePool({ capacity: o.poolSlots ?? 256 });
+    this.pool = new FramePool({ capacity: o.poolSlots ?? 256, largeCapacity: o.largeSlots ?? 0 });
     this.ct = new Conntrack({ capacity: o.ctCapacity ?? 256, seed: 42 });
     this.nat = new NatRewriter(this.pool, this.ct);
     this.router = new Router(this.pool, this.ct, this.nat, { seed: 7, icmpBurst: 1000, ...o });
@@ -96,8 +101,9 @@ export class Testbed {
   }
 
   /** A frame arrives at the router on iface `name`. */
-  send(name: IfName, f: Uint8Array): void {
+  send(name: IfName, f: Uint8Array, meta?: FrameMeta): void {
     const h = this.pool.fromBytes(f, this.ports[name].id);
+    if (meta) setMeta(this.pool, h, meta);
     const ring = this.side[name] === 'switch' ? this.ports[name].tx : this.ports[name].rx;
     if (!ring.push(h)) throw new Error('input ring full');
   }
@@ -113,11 +119,14 @@ export class Testbed {
     for (const name of Object.keys(this.ports) as IfName[]) {
       const ring = this.side[name] === 'switch' ? this.ports[name].rx : this.ports[name].tx;
       const got: Uint8Array[] = [];
+      const metas: FrameMeta[] = [];
       for (let h = ring.pop(); h >= 0; h = ring.pop()) {
         got.push(this.pool.toBytes(h));
+        metas.push(getMeta(this.pool, h));
         this.pool.free(h);
       }
       out[name] = got;
+      this.metas[name] = metas;
     }
     return out;
   }

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FramePool } from '../dataplane/pool.js';
 import { Port } from '../dataplane/port.js';
+import { type FrameMeta, getMeta, load, superFrame } from '../dataplane/super-frames.js';
 import { LearningSwitch } from './learning-switch.js';
 import { macFromString } from './mac-table.js';
 
@@ -494,5 +495,35 @@ describe('LearningSwitch isolated (enable_icc=false)', () => {
     sw.detach(router);
     expect(sw.isTrusted(router)).toBe(false);
     ports = ports.slice(0, 3);
+  });
+});
+
+describe('LearningSwitch with super-frames (GSO)', () => {
+  it('floods a 40 KB super-frame to 3 ports: identical copies in large slots, same annotations, the pool balances', () => {
+    const pool = new FramePool({ capacity: 64, largeCapacity: 8 });
+    const sw = new LearningSwitch(pool, { seed: 99, tableSize: 64 });
+    const ports = [1, 2, 3, 4].map((id) => new Port(id, `p${id}`, 64));
+    for (const p of ports) sw.attach(p);
+    const s = superFrame({ dmac: BCAST, smac: M1, src: 0xac110001, dst: 0xac1100ff, sport: 4000, dport: 80, payload: 40000, gsoSize: 1448 });
+    const h = load(pool, s.bytes, s.meta, 1);
+    expect(pool.isLarge(h)).toBe(true);
+    expect(ports[0].rx.push(h)).toBe(true);
+    sw.process(1_000_000);
+    const copies: Array<{ f: Uint8Array; meta: FrameMeta; large: boolean }> = [];
+    for (const p of ports) {
+      for (let g = p.tx.pop(); g >= 0; g = p.tx.pop()) {
+        copies.push({ f: pool.toBytes(g), meta: getMeta(pool, g), large: pool.isLarge(g) });
+        pool.free(g);
+      }
+    }
+    expect(copies.length).toBe(3);
+    for (const c of copies) {
+      expect(c.large).toBe(true);
+      expect(Buffer.compare(Buffer.from(c.f), Buffer.from(s.bytes))).toBe(0);
+      expect(c.meta).toEqual(s.meta);
+    }
+    expect(sw.counters.snapshot()).toMatchObject({ rxPackets: 1, txPackets: 3, drops: 0 });
+    expect(pool.inUse).toBe(0);
+    expect(pool.largeAvailable).toBe(8);
   });
 });
