@@ -64,7 +64,7 @@ export class OverlayPlane {
     const keys = spec.encrypted ? new KeyRing() : null;
     const sendKeys = spec.encrypted ? new KeyRing() : null;
     try {
-      v.vtep.addNetwork({ vni: spec.vni, port, gatewayIp: net.spec.gatewayIp, gatewayMac: net.spec.gatewayMac, keys, sendKeys });
+      v.vtep.addNetwork({ vni: spec.vni, port, gatewayIp: net.spec.gatewayIp, gatewayMac: net.spec.gatewayMac, keys, sendKeys, mtu: net.spec.mtu });
     } catch (e) {
       this.rt.portIds.release(port.id);
       this.releaseVtep(spec.udpPort);

@@ -1,12 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { DropReason } from '../dataplane/counters.js';
-import { FramePool } from '../dataplane/pool.js';
+import { FramePool, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4, M_CSUM_OFFSET, M_CSUM_START, M_GSO_SIZE, M_HDR_LEN, META_NEEDS_CSUM } from '../dataplane/pool.js';
 import { Port } from '../dataplane/port.js';
 import type { Ring } from '../dataplane/ring.js';
 import { rng } from '../lab/rng.js';
 import { toHex, u16, u32, w32 } from '../wire/bytes.js';
 import { verifyChecksum } from '../wire/checksum.js';
 import { mac48, writeMac48 } from '../wire/ethernet.js';
+import { type SuperFrame, type SuperSpec, buildSuper, refPseudo, refSum, refVerify } from '../wire/gso-fixtures.js';
 import { SRC_PORT_FIRST, flowSourcePort } from '../wire/vxlan.js';
 import { KeyRing, randomKey } from './seal.js';
 import { Vtep, type VtepOptions } from './vtep.js';
@@ -110,7 +111,7 @@ interface Rig {
 }
 
 function rig(opts: Partial<VtepOptions> = {}, keys: KeyRing | null = null, localIp = LOCAL): Rig {
-  const pool = new FramePool({ capacity: 512 });
+  const pool = new FramePool({ capacity: 512, largeCapacity: 8 });
   const start = pool.inUse;
   const tunnel = new Port(1, 'vxlan0', 256);
   const vtep = new Vtep(pool, tunnel, { localIp, udpPort: UDP_PORT, seed: SEED, agingMs: AGING, ...opts });
@@ -817,5 +818,201 @@ describe('Vtep encrypted networks', () => {
     expect(got.map((g) => g.dst).sort()).toEqual([V2, V3]);
     for (const g of got) expect(g.flags).toBe(0x0a);
     r.expectClean();
+  });
+});
+
+describe('Vtep offloads: super-frames are segmented before encapsulation', () => {
+  const pseudoRandom = (n: number, seed: number): Uint8Array => {
+    const b = new Uint8Array(n);
+    let x = seed;
+    for (let i = 0; i < n; i++) {
+      x = (x * 1103515245 + 12345) >>> 0;
+      b[i] = x >>> 24;
+    }
+    return b;
+  };
+
+  let lastH = -1;
+  /** a super-frame L1 → dst as a TAP with TSO hands it out, pushed to the network's port (handle in lastH) */
+  function superOut(r: Rig, port: Port, spec: SuperSpec, gsoType: number, gsoSize: number, dst = R1_MAC): SuperFrame {
+    const f = buildSuper(spec);
+    writeMac48(f.bytes, 0, dst);
+    writeMac48(f.bytes, 6, L1_MAC);
+    const h = r.pool.fromBytes(f.bytes, 99);
+    r.pool.meta8[h * 12] = META_NEEDS_CSUM;
+    r.pool.meta8[h * 12 + 1] = gsoType;
+    r.pool.meta[h * 6 + M_HDR_LEN] = f.pay;
+    r.pool.meta[h * 6 + M_GSO_SIZE] = gsoSize;
+    r.pool.meta[h * 6 + M_CSUM_START] = f.csumStart;
+    r.pool.meta[h * 6 + M_CSUM_OFFSET] = f.csumOffset;
+    expect(port.tx.push(h)).toBe(true);
+    lastH = h;
+    return f;
+  }
+
+  /** the inner frames are complete, checksum independently and carry the payload in order */
+  function checkInner(inners: Uint8Array[], f: SuperFrame, spec: SuperSpec, maxPay: number): void {
+    const whole: number[] = [];
+    inners.forEach((b, i) => {
+      const v = refVerify(b, f.l3);
+      expect(v.ip).toBe(true);
+      expect(v.l4).toBe(true);
+      expect(b.length - f.pay).toBeLessThanOrEqual(maxPay);
+      if (spec.proto === 6) {
+        expect(u32(b, f.l4 + 4)).toBe(((spec.seq ?? 1000) + whole.length) >>> 0);
+        expect(b[f.l4 + 13] & 0x08).toBe(i === inners.length - 1 ? (spec.tcpFlags ?? 0x10) & 0x08 : 0); // PSH on the last only
+      }
+      if (spec.ipv === 4) expect(u16(b, f.l3 + 4)).toBe(((spec.ipId ?? 0x1234) + i) & 0xffff);
+      for (const x of b.subarray(f.pay)) whole.push(x);
+    });
+    expect(Buffer.from(whole).equals(Buffer.from(spec.payload))).toBe(true);
+  }
+
+  it('a TCP super-frame from a local port goes out as N VXLAN datagrams whose inner frames checksum (v4; v6 with VLAN in large slots)', () => {
+    for (const [spec, type, gso] of [
+      [{ ipv: 4, proto: 6, payload: pseudoRandom(10000, 1), tcpFlags: 0x18, tcpOpts: 12, seq: 0xfffff000 }, GSO_TCPV4, 1448],
+      [{ ipv: 6, proto: 6, payload: pseudoRandom(7001, 2), tcpFlags: 0x18, vlan: 12 }, GSO_TCPV6, 4000],
+    ] as const) {
+      const r = rig();
+      const portA = r.ports.get(VNI_A)!;
+      r.vtep.setEndpoint(VNI_A, R1_MAC, R1_IP, V2);
+      const f = superOut(r, portA, spec, type, gso);
+      r.vtep.process(0);
+      const n = Math.ceil(spec.payload.length / gso);
+      const pkts = r.take(r.tunnel.tx).map(parseOuter);
+      expect(pkts).toHaveLength(n);
+      for (const o of pkts) {
+        expect(o.dst).toBe(V2);
+        expect(o.vni).toBe(VNI_A);
+        expect(o.sport).toBe(pkts[0].sport); // one flow, one source port
+      }
+      checkInner(
+        pkts.map((o) => o.inner),
+        f,
+        spec,
+        gso,
+      );
+      expect(portA.counters.snapshot()).toMatchObject({ txPackets: 1, txBytes: f.bytes.length, drops: 0 });
+      expect(r.tunnel.counters.snapshot()).toMatchObject({ txPackets: n, drops: 0 });
+      expect([r.vtep.segmented, r.vtep.segments]).toEqual([1, n]);
+      r.expectClean();
+    }
+  });
+
+  it('cuts segments to the network MTU when it is set (TCP and UDP_L4); floods every segment to every VTEP', () => {
+    const r = rig();
+    const VNI_M = 0x00c0c0;
+    const port = new Port(9, 'ovmtu', 256);
+    r.vtep.addNetwork({ vni: VNI_M, port, gatewayIp: GW_IP, gatewayMac: GW_MAC, keys: null, sendKeys: null, mtu: 1450 });
+    r.vtep.setFlood(VNI_M, [V2, V3]);
+    for (const [spec, type, hdr] of [
+      [{ ipv: 4, proto: 6, payload: pseudoRandom(20000, 3) }, GSO_TCPV4, 40],
+      [{ ipv: 4, proto: 17, payload: pseudoRandom(9000, 4) }, GSO_UDP_L4, 28],
+    ] as const) {
+      const f = superOut(r, port, spec, type, 8000, R2_MAC); // R2 unknown here: flooded
+      r.vtep.process(0);
+      const mss = 1450 - hdr;
+      const n = Math.ceil(spec.payload.length / mss);
+      const pkts = r.take(r.tunnel.tx).map(parseOuter);
+      expect(pkts).toHaveLength(2 * n);
+      for (const o of pkts) {
+        expect(o.inner.length - 14).toBeLessThanOrEqual(1450);
+        expect(o.inner.length + 36).toBeLessThanOrEqual(1500);
+      }
+      for (const vtep of [V2, V3]) {
+        checkInner(
+          pkts.filter((o) => o.dst === vtep).map((o) => o.inner),
+          f,
+          spec,
+          mss,
+        );
+      }
+    }
+    expect(port.counters.snapshot()).toMatchObject({ txPackets: 2, drops: 0 });
+    expect(r.vtep.segmented).toBe(2);
+    r.vtep.removeNetwork(VNI_M);
+    r.expectClean();
+  });
+
+  it('completes a plain frame’s partial checksum before encapsulating it', () => {
+    const r = rig();
+    const portA = r.ports.get(VNI_A)!;
+    r.vtep.setEndpoint(VNI_A, R1_MAC, R1_IP, V2);
+    const inner = udpFrame(R1_MAC, L1_MAC, 40000, 53, 101);
+    inner[24] = 0; // IPv4 header checksum, then the partial UDP sum as a TAP hands it out
+    inner[25] = 0;
+    const ipc = ~refSum(inner, 14, 20) & 0xffff;
+    inner[24] = ipc >>> 8;
+    inner[25] = ipc & 0xff;
+    const ph = refSum(new Uint8Array(0), 0, 0, refPseudo(inner, 14, 4, 17, inner.length - 34));
+    inner[40] = ph >>> 8;
+    inner[41] = ph & 0xff;
+    expect(refVerify(inner, 14).l4).toBe(false);
+    const h = r.out(VNI_A, inner);
+    r.pool.meta8[h * 12] = META_NEEDS_CSUM;
+    r.pool.meta[h * 6 + M_CSUM_START] = 34;
+    r.pool.meta[h * 6 + M_CSUM_OFFSET] = 6;
+    r.vtep.process(0);
+    const pkts = r.take(r.tunnel.tx).map(parseOuter);
+    expect(pkts).toHaveLength(1);
+    expect(refVerify(pkts[0].inner, 14)).toMatchObject({ ip: true, l4: true });
+    expect(toHex(pkts[0].inner.subarray(42))).toBe(toHex(inner.subarray(42)));
+    expect(r.vtep.segmented).toBe(0);
+    expect(portA.counters.drops).toBe(0);
+    r.expectClean();
+  });
+
+  it('drops invalid super-frames and checksum annotations as malformed, and a pool that runs dry as poolEmpty; nothing leaks', () => {
+    const r = rig();
+    const portA = r.ports.get(VNI_A)!;
+    r.vtep.setEndpoint(VNI_A, R1_MAC, R1_IP, V2);
+    const spec: SuperSpec = { ipv: 4, proto: 6, payload: pseudoRandom(5000, 5) };
+    superOut(r, portA, spec, GSO_TCPV4, 0); // gsoSize 0
+    superOut(r, portA, spec, GSO_TCPV6, 1448); // wrong type
+    superOut(r, portA, spec, GSO_TCPV4, 1448);
+    r.pool.meta[lastH * 6 + M_CSUM_OFFSET] = 4000; // checksum field outside
+    const bad = udpFrame(R1_MAC, L1_MAC);
+    const hb = r.out(VNI_A, bad);
+    r.pool.meta8[hb * 12] = META_NEEDS_CSUM;
+    r.pool.meta[hb * 6 + M_CSUM_START] = bad.length;
+    r.vtep.process(0);
+    expect(r.tunnel.tx.empty).toBe(true);
+    expect(reasons(portA)).toEqual({ malformed: 4 });
+    // the pool runs dry while segmenting
+    const held: number[] = [];
+    superOut(r, portA, spec, GSO_TCPV4, 1448);
+    while (r.pool.available > 2) held.push(r.pool.alloc());
+    r.vtep.process(1);
+    expect(r.tunnel.tx.empty).toBe(true);
+    expect(reasons(portA)).toEqual({ malformed: 4, poolEmpty: 1 });
+    for (const h of held) r.pool.free(h);
+    expect(r.vtep.segmented).toBe(0);
+    r.expectClean();
+  });
+
+  it('encrypted overlay: every segment is sealed on its own and opens on the far VTEP as a complete frame', () => {
+    const material = [{ id: 3, key: randomKey(), activeFrom: 0 }];
+    const ringA = new KeyRing();
+    ringA.set(material);
+    const ringB = new KeyRing();
+    ringB.set(material);
+    const a = rig({}, ringA, V2);
+    const b = rig({}, ringB, V3);
+    a.vtep.setEndpoint(VNI_E, R1_MAC, R1_IP, V3);
+    const spec: SuperSpec = { ipv: 4, proto: 6, payload: pseudoRandom(6000, 6), tcpFlags: 0x19 };
+    const f = superOut(a, a.ports.get(VNI_E)!, spec, GSO_TCPV4, 1398);
+    a.vtep.process(0);
+    const pkts = a.take(a.tunnel.tx);
+    expect(pkts).toHaveLength(5);
+    for (const p of pkts) {
+      expect(parseOuter(p).flags).toBe(0x0a);
+      b.inject(p.subarray(28), V2);
+    }
+    b.vtep.process(1);
+    const got = b.take(b.ports.get(VNI_E)!.rx);
+    checkInner(got, f, spec, 1398);
+    expect(got.map((g) => g[34 + 13] & 1)).toEqual([0, 0, 0, 0, 1]); // FIN on the last only
+    a.expectClean();
+    b.expectClean();
   });
 });

@@ -37,17 +37,31 @@
  * tx = frames the switch sent to the tunnel; drops: noRoute = no VTEP to
  * send to, filtered = gateway frames kept local, poolEmpty).
  *
+ * Offloads (issue 12): the underlay carries no super-frames, so a frame
+ * the switch hands over with a GSO type is segmented first (software GSO,
+ * src/dataplane/segment.ts) and every segment is encapsulated on its own
+ * (the destination lookup and flooding run per segment). Segments carry
+ * gsoSize payload bytes, or fewer when the network's `mtu` is set and the
+ * segment's IP packet would not fit it. A plain frame that still has a
+ * partial checksum (META_NEEDS_CSUM) is completed before it is sealed or
+ * encapsulated: nothing on the far side would complete it. An invalid
+ * super-frame or checksum annotation is dropped as malformed on the
+ * network port; a pool that runs dry while segmenting counts poolEmpty.
+ * `segmented` counts super-frames segmented, `segments` the frames made.
+ *
  * Hot path: process() allocates nothing for plain networks (encrypted ones
  * go through node:crypto, which does). Time is injected (process/tick take
  * the caller's clock).
  */
 import { DropReason } from '../dataplane/counters.js';
 import type { Element } from '../dataplane/engine.js';
-import type { FramePool } from '../dataplane/pool.js';
+import { type FramePool, META_BYTES, META_NEEDS_CSUM } from '../dataplane/pool.js';
 import type { Port } from '../dataplane/port.js';
+import { completeFrame, segmentFrame } from '../dataplane/segment.js';
 import { MacTable } from '../switch/mac-table.js';
 import { u16, u32, w16, w32 } from '../wire/bytes.js';
 import { writeMac48 } from '../wire/ethernet.js';
+import { GH, GSO_MAX_SEGS, GsoError, gsoHdr, gsoParse } from '../wire/gso.js';
 import {
   OUTER_IP_UDP_LEN,
   VXLAN,
@@ -83,6 +97,8 @@ export interface VtepNetworkConfig {
   keys: KeyRing | null;
   /** the keys this host may send with (a restarted daemon must not reuse a key it sealed with before: nonces) */
   sendKeys: KeyRing | null;
+  /** the network's (inner) MTU: segments of a super-frame are cut so their IP packets fit it; 0/absent = the frame's own segment size */
+  mtu?: number;
 }
 
 interface Net {
@@ -100,6 +116,7 @@ interface Net {
   /** per network: sequence counters and replay windows are per key id */
   sealer: Sealer | null;
   opener: Opener | null;
+  mtu: number;
 }
 
 const MALFORMED = DropReason.malformed;
@@ -126,6 +143,12 @@ export class Vtep implements Element {
   private readonly freeIdx: number[] = [];
   private nextIdx = 1;
   private readonly batch = new Uint32Array(64);
+  /** segments of one super-frame */
+  private readonly segs = new Uint32Array(GSO_MAX_SEGS);
+  /** super-frames segmented before encapsulation */
+  segmented = 0;
+  /** frames those super-frames were cut into */
+  segments = 0;
   private ipId = 0;
 
   constructor(
@@ -157,6 +180,7 @@ export class Vtep implements Element {
       floodCount: 0,
       sealer: cfg.keys ? new Sealer() : null,
       opener: cfg.keys ? new Opener() : null,
+      mtu: cfg.mtu ?? 0,
     };
     this.nets.set(cfg.vni, net);
     this.netList = [...this.netList, net];
@@ -357,12 +381,12 @@ export class Vtep implements Element {
 
   private encapAll(net: Net, now: number): void {
     const pool = this.pool;
+    const m8 = pool.meta8;
     const b = pool.bytes;
     const offsets = pool.offsets;
     const lengths = pool.lengths;
     const pc = net.port.counters;
     const buf = this.batch;
-    const table = net.table;
     for (;;) {
       const n = net.port.tx.popInto(buf, buf.length);
       if (n === 0) return;
@@ -376,28 +400,76 @@ export class Vtep implements Element {
           this.drop(pc, h, MALFORMED);
           continue;
         }
-        const dHi = (b[o] << 8) | b[o + 1];
         const sHi = (b[o + 6] << 8) | b[o + 7];
         const sLo = ((b[o + 8] << 24) | (b[o + 9] << 16) | (b[o + 10] << 8) | b[o + 11]) >>> 0;
         if (sHi === net.gwHi && sLo === net.gwLo) {
           this.drop(pc, h, FILTERED); // the local router's frames stay on this host
           continue;
         }
-        if ((dHi & 0x0100) !== 0) {
-          // broadcast/multicast: ARP requests are answered here when we can
-          if (b[o + 12] === 0x08 && b[o + 13] === 0x06 && len >= 42 && this.arpLocally(net, h, o)) continue;
-          this.flood(net, h, now);
+        const fi = h * META_BYTES;
+        if (m8[fi + 1] !== 0) {
+          this.segmentOut(net, h, now);
           continue;
         }
-        const dLo = (b[o + 2] << 24) | (b[o + 3] << 16) | (b[o + 4] << 8) | b[o + 5];
-        const slot = table.findHL(dHi, dLo);
-        if (slot < 0) {
-          this.flood(net, h, now);
+        if ((m8[fi] & META_NEEDS_CSUM) !== 0 && completeFrame(pool, h) !== 0) {
+          this.drop(pc, h, MALFORMED);
           continue;
         }
-        this.send(net, h, this.vtepIps[table.portAt(slot)], now);
+        this.encapOne(net, h, now);
       }
     }
+  }
+
+  /** A super-frame: cut it into ordinary frames (h is freed) and encapsulate each. */
+  private segmentOut(net: Net, h: number, now: number): void {
+    const pool = this.pool;
+    const pc = net.port.counters;
+    let mss = 0;
+    if (net.mtu > 0) {
+      // payload per segment so that IP header + L4 header + payload <= mtu
+      if (gsoParse(pool.bytes, pool.offsets[h], pool.lengths[h], true) !== 0) {
+        this.drop(pc, h, MALFORMED);
+        return;
+      }
+      mss = net.mtu - (gsoHdr[GH.PAY] - gsoHdr[GH.L3]);
+      if (mss <= 0) {
+        this.drop(pc, h, MALFORMED);
+        return;
+      }
+    }
+    const segs = this.segs;
+    const n = segmentFrame(pool, h, mss, segs);
+    pool.free(h);
+    if (n < 0) {
+      pc.drop(n === -GsoError.POOL_EMPTY ? POOL_EMPTY : MALFORMED);
+      return;
+    }
+    this.segmented++;
+    this.segments += n;
+    for (let j = 0; j < n; j++) this.encapOne(net, segs[j], now);
+  }
+
+  /** One ordinary inner frame (at least an Ethernet header, not from the gateway): look up its VTEP (or flood) and encapsulate. */
+  private encapOne(net: Net, h: number, now: number): void {
+    const pool = this.pool;
+    const b = pool.bytes;
+    const o = pool.offsets[h];
+    const len = pool.lengths[h];
+    const dHi = (b[o] << 8) | b[o + 1];
+    if ((dHi & 0x0100) !== 0) {
+      // broadcast/multicast: ARP requests are answered here when we can
+      if (b[o + 12] === 0x08 && b[o + 13] === 0x06 && len >= 42 && this.arpLocally(net, h, o)) return;
+      this.flood(net, h, now);
+      return;
+    }
+    const dLo = (b[o + 2] << 24) | (b[o + 3] << 16) | (b[o + 4] << 8) | b[o + 5];
+    const table = net.table;
+    const slot = table.findHL(dHi, dLo);
+    if (slot < 0) {
+      this.flood(net, h, now);
+      return;
+    }
+    this.send(net, h, this.vtepIps[table.portAt(slot)], now);
   }
 
   /**
@@ -462,7 +534,7 @@ export class Vtep implements Element {
     if (net.sealer === null) {
       // plain VXLAN header (flags 0x08, VNI) in front of the frame
       const o = offsets[h] - VXLAN.HLEN;
-      if (o - OUTER_IP_UDP_LEN < h * pool.slotSize) {
+      if (o - OUTER_IP_UDP_LEN < pool.slotStart(h)) {
         this.drop(net.port.counters, h, MALFORMED);
         return;
       }
@@ -477,7 +549,7 @@ export class Vtep implements Element {
     }
     const payload = lengths[h];
     const o = offsets[h] - OUTER_IP_UDP_LEN;
-    if (o < h * pool.slotSize) {
+    if (o < pool.slotStart(h)) {
       this.drop(net.port.counters, h, MALFORMED);
       return;
     }
