@@ -135,6 +135,8 @@ struct VnetHdr {
 };
 static_assert(sizeof(VnetHdr) == 10, "virtio_net_hdr is 10 bytes");
 constexpr uint8_t kVnetNeedsCsum = 1;  // VIRTIO_NET_HDR_F_NEEDS_CSUM
+constexpr uint8_t kVnetDataValid = 2;  // VIRTIO_NET_HDR_F_DATA_VALID
+constexpr size_t kMetaBytes = 12;      // per-frame annotations: struct virtio_net_hdr_mrg_rxbuf
 constexpr size_t kVnetHdrLen = sizeof(VnetHdr);
 // Frames per recvmmsg/sendmmsg call (larger batches loop).
 constexpr uint32_t kMmsgBatch = 64;
@@ -181,6 +183,34 @@ void CompleteChecksum(uint8_t* frame, uint32_t len, const VnetHdr& vh) {
   uint16_t c = static_cast<uint16_t>(~FoldSum(OnesSum(frame + start, len - start)));
   if (c == 0) c = 0xffff;  // CSUM_MANGLED_0: 0 means "no checksum" to UDP
   memcpy(frame + field, &c, 2);
+}
+
+// The same, from a frame's annotations (meta: a virtio-net header).
+void CompleteChecksumMeta(uint8_t* frame, uint32_t len, const uint8_t* meta) {
+  VnetHdr vh;
+  memcpy(&vh, meta, sizeof vh);
+  CompleteChecksum(frame, len, vh);
+}
+
+// A virtio-net header the dataplane can trust for a frame of len bytes:
+// a known GSO type (TCPv4, UDP, TCPv6, UDP_L4, with or without ECN) with a
+// non-zero segment size and a partial checksum; a checksum start and field
+// inside the frame; a header length inside the frame. The elements check
+// the headers themselves (src/wire/gso.ts) before they rely on them.
+bool VnetValid(const uint8_t* meta, uint32_t len) {
+  VnetHdr vh;
+  memcpy(&vh, meta, sizeof vh);
+  if ((vh.flags & ~(kVnetNeedsCsum | kVnetDataValid)) != 0) return false;
+  uint8_t type = vh.gsoType & 0x7f;
+  if (type != 0) {
+    if (type != 1 && type != 3 && type != 4 && type != 5) return false;
+    if (vh.gsoSize == 0 || (vh.flags & kVnetNeedsCsum) == 0) return false;
+  } else if ((vh.gsoType & 0x80) != 0) {
+    return false;
+  }
+  if (vh.hdrLen > len) return false;
+  if ((vh.flags & kVnetNeedsCsum) != 0 && (vh.csumStart < 14 || static_cast<uint32_t>(vh.csumStart) + vh.csumOffset + 2 > len)) return false;
+  return true;
 }
 
 struct PacketOpenResult {
@@ -647,9 +677,30 @@ class Usernet : public Napi::Addon<Usernet> {
   uint32_t slotSize_ = 0;
   uint32_t headroom_ = 0;
   uint32_t maxFrame_ = 0;
+  // Large slots (handles >= smallCap_): largeSlotSize_ bytes each, from
+  // largeBase_. Annotations: 12 bytes per handle at meta_ (a virtio-net
+  // header, host order; see src/dataplane/pool.ts); null when the pool has
+  // none bound (then metaScratch_ stands in, always zero).
+  uint32_t smallCap_ = 0;
+  uint32_t largeSlotSize_ = 0;
+  size_t largeBase_ = 0;
+  uint32_t maxLarge_ = 0;
+  uint8_t* meta_ = nullptr;
+  uint8_t metaScratch_[kMetaBytes] = {};
   Napi::Reference<Napi::ArrayBuffer> bufferRef_;
   Napi::ObjectReference offsetsRef_;
   Napi::ObjectReference lengthsRef_;
+  Napi::ObjectReference metaRef_;
+
+  size_t SlotBase(uint32_t h) const {
+    return h < smallCap_ ? static_cast<size_t>(h) * slotSize_ : largeBase_ + static_cast<size_t>(h - smallCap_) * largeSlotSize_;
+  }
+  uint32_t SlotMax(uint32_t h) const { return h < smallCap_ ? maxFrame_ : maxLarge_; }
+  uint8_t* MetaOf(uint32_t h) {
+    if (meta_ != nullptr) return meta_ + static_cast<size_t>(h) * kMetaBytes;
+    memset(metaScratch_, 0, kMetaBytes);
+    return metaScratch_;
+  }
 
   struct BoundHandles {
     U32View view;
@@ -664,6 +715,8 @@ class Usernet : public Napi::Addon<Usernet> {
 
   // ---- counters
   double oversized_ = 0;
+  double badVnet_ = 0;   // frames with a malformed virtio-net header (dropped)
+  double noGso_ = 0;     // super-frames handed to an fd that cannot take them (failed)
   uint8_t sentinel_[1];
 
   // ---- packet sockets
@@ -673,11 +726,10 @@ class Usernet : public Napi::Addon<Usernet> {
   // recvmmsg/sendmmsg scratch (the hot path allocates nothing; JS is single
   // threaded, so one set serves every call)
   struct mmsghdr mmsg_[kMmsgBatch];
-  struct iovec mmsgIov_[kMmsgBatch][2];
+  struct iovec mmsgIov_[kMmsgBatch][3];
   VnetHdr vnet_[kMmsgBatch];
   struct sockaddr_ll sll_[kMmsgBatch];
   alignas(struct cmsghdr) uint8_t aux_[kMmsgBatch][kAuxSpace];
-  VnetHdr zeroVnet_ = {};
   struct sockaddr_in inet_[kMmsgBatch];  // tunnels: senders (read), destinations (write)
 
   // ---- tunnels
@@ -714,8 +766,24 @@ class Usernet : public Napi::Addon<Usernet> {
   // back) no longer applies.
   void ClaimFd(int fd) {
     MarkPacket(fd, false);
+    MarkTapOffload(fd, false);
     MarkTunnel(fd, -1);
     TakeUnix(fd);
+  }
+
+  // tapOffload_[fd] != 0: fd is a TAP opened with offloads (IFF_VNET_HDR,
+  // 12-byte header = the frame's annotations, TUNSETOFFLOAD).
+  std::vector<uint8_t> tapOffload_;
+  bool IsTapOffload(int fd) const {
+    return fd >= 0 && static_cast<size_t>(fd) < tapOffload_.size() && tapOffload_[fd] != 0;
+  }
+  void MarkTapOffload(int fd, bool on) {
+    if (fd < 0) return;
+    if (static_cast<size_t>(fd) >= tapOffload_.size()) {
+      if (!on) return;
+      tapOffload_.resize(static_cast<size_t>(fd) + 1, 0);
+    }
+    tapOffload_[fd] = on ? 1 : 0;
   }
 
   bool IsPacket(int fd) const {
@@ -783,7 +851,29 @@ class Usernet : public Napi::Addon<Usernet> {
     if (slotSize == 0 || headroom >= slotSize) ThrowRange(env, "need 0 <= headroom < slotSize");
     size_t capacity = offsets.length < lengths.length ? offsets.length : lengths.length;
     size_t byteLength = buffer.ByteLength();
-    if (capacity == 0 || capacity > UINT32_MAX / slotSize || static_cast<size_t>(capacity) * slotSize > byteLength) {
+    // optional: {meta: Uint16Array (6 per handle), smallCapacity, largeSlotSize}
+    size_t small = capacity;
+    uint32_t largeSlotSize = slotSize;
+    uint8_t* meta = nullptr;
+    Napi::Object metaObj;
+    if (info.Length() > 5 && info[5].IsObject()) {
+      Napi::Object o = info[5].As<Napi::Object>();
+      Napi::Value m = o.Get("meta");
+      if (!m.IsUndefined()) {
+        if (!m.IsTypedArray() || m.As<Napi::TypedArray>().TypedArrayType() != napi_uint16_array) ThrowType(env, "meta must be a Uint16Array");
+        Napi::Uint16Array ma = m.As<Napi::Uint16Array>();
+        if (ma.ElementLength() < capacity * 6) ThrowRange(env, "meta is shorter than 6 * capacity");
+        meta = reinterpret_cast<uint8_t*>(ma.Data());
+        metaObj = ma;
+      }
+      Napi::Value sc = o.Get("smallCapacity");
+      if (sc.IsNumber()) small = sc.As<Napi::Number>().Uint32Value();
+      Napi::Value ls = o.Get("largeSlotSize");
+      if (ls.IsNumber()) largeSlotSize = ls.As<Napi::Number>().Uint32Value();
+      if (small > capacity || largeSlotSize < slotSize) ThrowRange(env, "need smallCapacity <= capacity and largeSlotSize >= slotSize");
+    }
+    if (capacity == 0 || capacity > UINT32_MAX / slotSize ||
+        static_cast<uint64_t>(small) * slotSize + static_cast<uint64_t>(capacity - small) * largeSlotSize > byteLength) {
       ThrowRange(env, "buffer is smaller than capacity * slotSize");
     }
     base_ = static_cast<uint8_t*>(buffer.Data());
@@ -794,9 +884,16 @@ class Usernet : public Napi::Addon<Usernet> {
     slotSize_ = slotSize;
     headroom_ = headroom;
     maxFrame_ = slotSize - headroom;
+    smallCap_ = static_cast<uint32_t>(small);
+    largeSlotSize_ = largeSlotSize;
+    largeBase_ = static_cast<size_t>(small) * slotSize;
+    maxLarge_ = largeSlotSize - headroom;
+    meta_ = meta;
     bufferRef_ = Napi::Persistent(buffer);
     offsetsRef_ = Napi::Persistent(info[1].As<Napi::Object>());
     lengthsRef_ = Napi::Persistent(info[2].As<Napi::Object>());
+    if (meta != nullptr) metaRef_ = Napi::Persistent(metaObj);
+    else metaRef_.Reset();
   }
 
   Napi::Value BindHandles(const Napi::CallbackInfo& info) {
@@ -830,18 +927,122 @@ class Usernet : public Napi::Addon<Usernet> {
     for (uint32_t i = 0; i < count; i++) {
       if (hs[i] >= capacity_) ThrowRange(env, "handle " + std::to_string(hs[i]) + " out of range");
     }
+    // optional large spares (handles of large slots): where a super-frame's
+    // bytes beyond a small slot go (TAPs with offloads, packet sockets)
+    uint32_t* large = nullptr;
+    uint32_t largeCount = 0;
+    if (info.Length() > 4 && !info[3].IsUndefined()) {
+      U32View lv = HandlesArg(info, 3);
+      largeCount = ArgU32(info, 4, "largeCount");
+      if (largeCount > lv.length) ThrowRange(env, "largeCount exceeds large.length");
+      for (uint32_t i = 0; i < largeCount; i++) {
+        if (lv.data[i] >= capacity_ || lv.data[i] < smallCap_) ThrowRange(env, "large handle " + std::to_string(lv.data[i]) + " is not a large slot");
+      }
+      large = lv.data;
+    }
+    for (uint32_t i = 0; i < count; i++) {
+      if (hs[i] >= smallCap_ && large != nullptr) ThrowRange(env, "with large spares, handles must be small slots");
+    }
     uint32_t filled;
+    uint32_t largeUsed = 0;
     UnixFd* u;
-    if (TunnelRaw(fd) >= 0) {
+    if (IsTapOffload(fd)) {
+      filled = ReadTapOffload(env, fd, const_cast<uint32_t*>(hs), count, large, largeCount, &largeUsed);
+    } else if (IsPacket(fd)) {
+      filled = ReadPacket(env, fd, const_cast<uint32_t*>(hs), count, large, largeCount, &largeUsed);
+    } else if (TunnelRaw(fd) >= 0) {
       // the sender's address goes into the 8 bytes in front of the payload
       if (headroom_ < 8) ThrowRange(env, "a tunnel needs a pool headroom of at least 8 bytes");
       filled = ReadDatagrams(env, fd, hs, count, true);
     } else if ((u = UnixOf(fd)) != nullptr && u->kind != UnixFd::kListener) {
       filled = u->kind == UnixFd::kFramed ? ReadFramed(env, fd, u, hs, count) : ReadDatagrams(env, fd, hs, count, false);
     } else {
-      filled = IsPacket(fd) ? ReadPacket(env, fd, hs, count) : ReadFd(env, fd, hs, count);
+      filled = ReadFd(env, fd, hs, count);
     }
-    return Napi::Number::New(env, filled);
+    return Napi::Number::New(env, static_cast<double>(filled) + 65536.0 * largeUsed);
+  }
+
+  // A frame read into small slot h overflowed into large spare L: move its
+  // head (a full small slot) and its annotations there. The large handle
+  // takes h's place in hs; h takes the spare's place in large[] (the caller
+  // frees it).
+  void PromoteToLarge(uint32_t* hsAt, uint32_t* largeAt, uint32_t smallH) {
+    uint32_t L = *largeAt;
+    memcpy(base_ + SlotBase(L) + headroom_, base_ + SlotBase(smallH) + headroom_, maxFrame_);
+    memcpy(MetaOf(L), MetaOf(smallH), kMetaBytes);
+    *hsAt = L;
+    *largeAt = smallH;
+  }
+
+  // TAPs with offloads: one readv(2) per frame into [annotations (12-byte
+  // virtio-net header) | small slot | tail of a large spare]. A frame that
+  // fits a small slot stays there (a partial checksum on a frame that is no
+  // super-frame is completed, so only super-frames travel partial); a
+  // longer one (a super-frame) is moved into the large spare
+  // (PromoteToLarge: one small slot's bytes copied). Without spares left the
+  // call stops (more may wait: the caller refills and reads again); without
+  // any spares super-frames cannot be read whole and are dropped (counted
+  // oversized). A malformed header (VnetValid) is counted (badVnet) and the
+  // frame dropped.
+  uint32_t ReadTapOffload(Napi::Env env, int fd, uint32_t* hs, uint32_t count, uint32_t* large, uint32_t largeCount, uint32_t* largeUsed) {
+    uint32_t filled = 0;
+    uint32_t dropped = 0;
+    uint32_t k = 0;
+    while (filled < count) {
+      if (large != nullptr && largeCount > 0 && k == largeCount) break;
+      uint32_t h = hs[filled];
+      uint8_t* meta = MetaOf(h);
+      size_t off = SlotBase(h) + headroom_;
+      struct iovec iov[3];
+      iov[0] = {meta, kMetaBytes};
+      iov[1] = {base_ + off, maxFrame_};
+      bool tail = large != nullptr && k < largeCount;
+      uint32_t limit = tail ? maxLarge_ : maxFrame_;
+      if (tail) iov[2] = {base_ + SlotBase(large[k]) + headroom_ + maxFrame_, maxLarge_ - maxFrame_};
+      else iov[2] = {sentinel_, 1};
+      ssize_t r = readv(fd, iov, 3);
+      if (r < 0) {
+        int err = errno;
+        if (err == EINTR) continue;
+        if (err == EAGAIN || err == EWOULDBLOCK) break;
+        if (filled > 0) break;
+        throw ErrnoError(env, err, "read");
+      }
+      if (r == 0) break;
+      if (static_cast<size_t>(r) < kMetaBytes + 14) {
+        badVnet_++;
+        if (++dropped > count) break;
+        continue;
+      }
+      uint32_t len = static_cast<uint32_t>(r) - kMetaBytes;
+      if (len > limit) {
+        oversized_++;
+        if (++dropped > count) break;
+        continue;
+      }
+      if (!VnetValid(meta, len)) {
+        badVnet_++;
+        if (++dropped > count) break;
+        continue;
+      }
+      meta[10] = 0;  // num_buffers: not ours
+      meta[11] = 0;
+      if (len > maxFrame_) {
+        PromoteToLarge(&hs[filled], &large[k], h);
+        h = hs[filled];
+        off = SlotBase(h) + headroom_;
+        meta = MetaOf(h);
+        k++;
+      } else if ((meta[0] & kVnetNeedsCsum) != 0 && meta[1] == 0) {
+        CompleteChecksumMeta(base_ + off, len, meta);
+        meta[0] &= static_cast<uint8_t>(~kVnetNeedsCsum);
+      }
+      offsets_[h] = static_cast<uint32_t>(off);
+      lengths_[h] = len;
+      filled++;
+    }
+    *largeUsed = k;
+    return filled;
   }
 
   // TAPs (and any other fd): one readv(2) per frame.
@@ -850,7 +1051,7 @@ class Usernet : public Napi::Addon<Usernet> {
     uint32_t dropped = 0;  // oversized frames skipped; bounded so the call ends
     while (filled < count) {
       uint32_t h = hs[filled];
-      uint32_t off = h * slotSize_ + headroom_;
+      uint32_t off = SlotBase(h) + headroom_;
       // One readv(2) per frame: the slot, then a 1-byte sentinel. A TAP
       // copies at most the buffer's size and returns the copied length, so
       // a frame larger than the slot would otherwise arrive silently
@@ -887,20 +1088,27 @@ class Usernet : public Napi::Addon<Usernet> {
   // frame, as NICs and veth do with tx-vlan offload, is put back in).
   // Frames dropped mid-batch leave a gap: later frames move down one slot
   // (a copy, on that rare path only) so handles[0..n) stay the filled ones.
-  uint32_t ReadPacket(Napi::Env env, int fd, const uint32_t* hs, uint32_t count) {
+  uint32_t ReadPacket(Napi::Env env, int fd, uint32_t* hs, uint32_t count, uint32_t* large, uint32_t largeCount, uint32_t* largeUsed) {
     uint32_t filled = 0;
     uint32_t dropped = 0;
+    uint32_t k = 0;  // large spares used (large[0..k))
     while (filled < count) {
       uint32_t want = count - filled < kMmsgBatch ? count - filled : kMmsgBatch;
+      // every frame of the call gets a tail in its own spare (large[k + j])
+      if (large != nullptr) {
+        if (k == largeCount) break;
+        if (want > largeCount - k) want = largeCount - k;
+      }
       for (uint32_t j = 0; j < want; j++) {
         uint32_t h = hs[filled + j];
         mmsgIov_[j][0] = {&vnet_[j], kVnetHdrLen};
-        mmsgIov_[j][1] = {base_ + h * slotSize_ + headroom_, maxFrame_};
+        mmsgIov_[j][1] = {base_ + SlotBase(h) + headroom_, maxFrame_};
+        if (large != nullptr) mmsgIov_[j][2] = {base_ + SlotBase(large[k + j]) + headroom_ + maxFrame_, maxLarge_ - maxFrame_};
         struct msghdr& m = mmsg_[j].msg_hdr;
         m.msg_name = &sll_[j];
         m.msg_namelen = sizeof sll_[j];
         m.msg_iov = mmsgIov_[j];
-        m.msg_iovlen = 2;
+        m.msg_iovlen = large != nullptr ? 3 : 2;
         m.msg_control = aux_[j];
         m.msg_controllen = kAuxSpace;
         m.msg_flags = 0;
@@ -929,6 +1137,8 @@ class Usernet : public Napi::Addon<Usernet> {
         throw ErrnoError(env, err, "recvmmsg");
       }
       uint32_t start = filled;
+      uint32_t kStart = k;
+      uint32_t limit = large != nullptr ? maxLarge_ : maxFrame_;
       for (int j = 0; j < r; j++) {
         const struct msghdr& m = mmsg_[j].msg_hdr;
         uint32_t total = mmsg_[j].msg_len;
@@ -949,17 +1159,45 @@ class Usernet : public Napi::Addon<Usernet> {
           }
         }
         bool vlan = aux != nullptr && (aux->tp_status & TP_STATUS_VLAN_VALID) != 0;
-        if ((m.msg_flags & MSG_TRUNC) != 0 || len > maxFrame_ || (vlan && len + 4 > maxFrame_)) {
+        if ((m.msg_flags & MSG_TRUNC) != 0 || len > limit || (vlan && len + 4 > limit)) {
           oversized_++;
+          dropped++;
+          continue;
+        }
+        uint8_t vmeta[kMetaBytes] = {};
+        memcpy(vmeta, &vnet_[j], kVnetHdrLen);
+        if (!VnetValid(vmeta, len)) {
+          badVnet_++;
           dropped++;
           continue;
         }
         uint32_t src = hs[start + j];
         uint32_t h = hs[filled];
-        uint32_t off = h * slotSize_ + headroom_;
+        uint32_t off;
+        if (len > maxFrame_ || (vlan && len + 4 > maxFrame_)) {
+          // overflowed into large[kStart + j]: bring that spare to large[k]
+          // (large[k .. kStart + j) are unused spares), then move the head
+          uint32_t tmp = large[k];
+          large[k] = large[kStart + j];
+          large[kStart + j] = tmp;
+          uint32_t L = large[k];
+          memcpy(base_ + SlotBase(L) + headroom_, base_ + SlotBase(src) + headroom_, maxFrame_);
+          hs[filled] = L;
+          large[k] = h;  // h's slot is free now (its frame, if any, moved down already or is this one's head)
+          k++;
+          h = L;
+          off = SlotBase(h) + headroom_;
+        } else {
+          off = SlotBase(h) + headroom_;
+          if (src != h) memcpy(base_ + off, base_ + SlotBase(src) + headroom_, len);
+        }
         uint8_t* frame = base_ + off;
-        if (src != h) memcpy(frame, base_ + src * slotSize_ + headroom_, len);
-        if ((vnet_[j].flags & kVnetNeedsCsum) != 0) CompleteChecksum(frame, len, vnet_[j]);
+        uint8_t* meta = MetaOf(h);
+        memcpy(meta, vmeta, kMetaBytes);
+        if ((meta[0] & kVnetNeedsCsum) != 0 && meta[1] == 0) {
+          CompleteChecksumMeta(frame, len, meta);
+          meta[0] &= static_cast<uint8_t>(~kVnetNeedsCsum);
+        }
         if (vlan) {
           uint16_t tpid = (aux->tp_status & TP_STATUS_VLAN_TPID_VALID) != 0 && aux->tp_vlan_tpid != 0 ? aux->tp_vlan_tpid : ETH_P_8021Q;
           memmove(frame + 16, frame + 12, len - 12);
@@ -968,6 +1206,18 @@ class Usernet : public Napi::Addon<Usernet> {
           frame[14] = static_cast<uint8_t>(aux->tp_vlan_tci >> 8);
           frame[15] = static_cast<uint8_t>(aux->tp_vlan_tci);
           len += 4;
+          if ((meta[0] & kVnetNeedsCsum) != 0) {
+            uint16_t cs;
+            memcpy(&cs, meta + 6, 2);
+            cs = static_cast<uint16_t>(cs + 4);
+            memcpy(meta + 6, &cs, 2);
+          }
+          if (meta[1] != 0) {
+            uint16_t hl;
+            memcpy(&hl, meta + 2, 2);
+            hl = static_cast<uint16_t>(hl + 4);
+            memcpy(meta + 2, &hl, 2);
+          }
         }
         offsets_[h] = off;
         lengths_[h] = len;
@@ -976,6 +1226,7 @@ class Usernet : public Napi::Addon<Usernet> {
       if (static_cast<uint32_t>(r) < want) break;  // the queue is empty (or an error waits for the next call)
       if (dropped > count) break;
     }
+    *largeUsed = k;
     return filled;
   }
 
@@ -995,6 +1246,11 @@ class Usernet : public Napi::Addon<Usernet> {
     }
     uint32_t consumed = 0;
     uint32_t failed = 0;
+    if (IsTapOffload(fd)) {
+      WriteTapOffload(fd, hs, count, &consumed, &failed);
+      return Napi::Number::New(env, static_cast<double>(consumed) + 65536.0 * failed);
+    }
+    if (!IsPacket(fd)) PrepareForPlainFd(hs, count);
     int rawFd = TunnelRaw(fd);
     UnixFd* u;
     if (rawFd >= 0) {
@@ -1007,6 +1263,51 @@ class Usernet : public Napi::Addon<Usernet> {
       WriteFd(fd, hs, count, &consumed, &failed);
     }
     return Napi::Number::New(env, static_cast<double>(consumed) + 65536.0 * failed);
+  }
+
+  // An fd that takes no virtio-net header gets frames as a wire carries
+  // them: a partial checksum is completed here; a super-frame cannot be
+  // sent (the dataplane segments before it writes to such an fd), so its
+  // length is zeroed and the write fails (counted noGso).
+  void PrepareForPlainFd(const uint32_t* hs, uint32_t count) {
+    if (meta_ == nullptr) return;
+    for (uint32_t i = 0; i < count; i++) {
+      uint32_t h = hs[i];
+      uint8_t* meta = meta_ + static_cast<size_t>(h) * kMetaBytes;
+      if (meta[1] != 0) {
+        noGso_++;
+        lengths_[h] = 0;
+      } else if ((meta[0] & kVnetNeedsCsum) != 0) {
+        if (VnetValid(meta, lengths_[h])) CompleteChecksumMeta(base_ + offsets_[h], lengths_[h], meta);
+        meta[0] &= static_cast<uint8_t>(~kVnetNeedsCsum);
+      }
+    }
+  }
+
+  // TAPs with offloads: one writev(2) per frame, [annotations | frame]: a
+  // super-frame goes out whole (the receiving kernel takes it as GRO'd), a
+  // partial checksum stays partial. The kernel checks the header (EINVAL:
+  // a hard error, consumed and counted).
+  void WriteTapOffload(int fd, const uint32_t* hs, uint32_t count, uint32_t* consumedOut, uint32_t* failedOut) {
+    uint32_t consumed = *consumedOut;
+    uint32_t failed = *failedOut;
+    while (consumed < count) {
+      uint32_t h = hs[consumed];
+      uint8_t* meta = MetaOf(h);
+      meta[10] = 0;
+      meta[11] = 0;
+      struct iovec iov[2] = {{meta, kMetaBytes}, {base_ + offsets_[h], lengths_[h]}};
+      ssize_t r = writev(fd, iov, 2);
+      if (r < 0) {
+        int err = errno;
+        if (err == EINTR) continue;
+        if (err == EAGAIN || err == EWOULDBLOCK) break;
+        failed++;
+      }
+      consumed++;
+    }
+    *consumedOut = consumed;
+    *failedOut = failed;
   }
 
   // TAPs (and any other fd): one write(2) per frame, from *consumed on.
@@ -1042,7 +1343,9 @@ class Usernet : public Napi::Addon<Usernet> {
       uint32_t k = count - consumed < kMmsgBatch ? count - consumed : kMmsgBatch;
       for (uint32_t j = 0; j < k; j++) {
         uint32_t h = hs[consumed + j];
-        mmsgIov_[j][0] = {&zeroVnet_, kVnetHdrLen};
+        // the frame's annotations are its virtio-net header: the kernel
+        // segments a super-frame and completes a partial checksum
+        mmsgIov_[j][0] = {MetaOf(h), kVnetHdrLen};
         mmsgIov_[j][1] = {base_ + offsets_[h], lengths_[h]};
         struct msghdr& m = mmsg_[j].msg_hdr;
         m.msg_name = nullptr;  // bound: the socket's interface and protocol
@@ -1087,7 +1390,7 @@ class Usernet : public Napi::Addon<Usernet> {
       uint32_t want = count - filled < kMmsgBatch ? count - filled : kMmsgBatch;
       for (uint32_t j = 0; j < want; j++) {
         uint32_t h = hs[filled + j];
-        mmsgIov_[j][0] = {base_ + h * slotSize_ + headroom_, maxFrame_};
+        mmsgIov_[j][0] = {base_ + SlotBase(h) + headroom_, maxFrame_};
         struct msghdr& m = mmsg_[j].msg_hdr;
         m.msg_name = withSender ? &inet_[j] : nullptr;
         m.msg_namelen = withSender ? sizeof inet_[j] : 0;
@@ -1123,8 +1426,8 @@ class Usernet : public Napi::Addon<Usernet> {
         }
         uint32_t src = hs[start + j];
         uint32_t h = hs[filled];
-        uint32_t off = h * slotSize_ + headroom_;
-        if (src != h) memcpy(base_ + off, base_ + src * slotSize_ + headroom_, len);
+        uint32_t off = SlotBase(h) + headroom_;
+        if (src != h) memcpy(base_ + off, base_ + SlotBase(src) + headroom_, len);
         if (withSender) {
           uint8_t* from = base_ + off - 8;  // inside the slot's headroom (≥ 8, checked)
           memcpy(from, &inet_[j].sin_addr.s_addr, 4);
@@ -1271,7 +1574,7 @@ class Usernet : public Napi::Addon<Usernet> {
       }
       if (avail - 4 < len) break;  // partial: the rest comes later
       uint32_t h = hs[filled];
-      uint32_t off = h * slotSize_ + headroom_;
+      uint32_t off = SlotBase(h) + headroom_;
       memcpy(base_ + off, p + 4, len);
       offsets_[h] = off;
       lengths_[h] = len;
@@ -1437,9 +1740,12 @@ class Usernet : public Napi::Addon<Usernet> {
     }
     if (name.size() >= IFNAMSIZ) ThrowRange(env, "interface name longer than 15 bytes: " + name);
     bool vnetHdr = false;
+    bool offload = false;
     if (info.Length() > 1 && info[1].IsObject()) {
       Napi::Value v = info[1].As<Napi::Object>().Get("vnetHdr");
       vnetHdr = v.ToBoolean().Value();
+      offload = info[1].As<Napi::Object>().Get("offload").ToBoolean().Value();
+      if (offload) vnetHdr = true;
     }
     int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) throw ErrnoError(env, errno, "open /dev/net/tun");
@@ -1460,11 +1766,34 @@ class Usernet : public Napi::Addon<Usernet> {
         throw ErrnoError(env, err, "ioctl TUNSETVNETHDRSZ");
       }
     }
+    // Offloads: the kernel side may hand us partial checksums and TCP (and,
+    // where the kernel has it, UDP) super-frames, and takes them from us.
+    // USO (Linux 6.2) is tried first and left out where it is refused.
+    unsigned int offloads = 0;
+    if (offload) {
+      const unsigned int base = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
+#ifdef TUN_F_USO4
+      const unsigned int uso = TUN_F_USO4 | TUN_F_USO6;
+#else
+      const unsigned int uso = 0x20 | 0x40;
+#endif
+      if (ioctl(fd, TUNSETOFFLOAD, base | uso) == 0) {
+        offloads = base | uso;
+      } else if (ioctl(fd, TUNSETOFFLOAD, base) == 0) {
+        offloads = base;
+      } else {
+        int err = errno;
+        ::close(fd);
+        throw ErrnoError(env, err, "ioctl TUNSETOFFLOAD");
+      }
+    }
     ifr.ifr_name[IFNAMSIZ - 1] = 0;
     ClaimFd(fd);  // a reused number is neither a packet socket nor a tunnel nor a unix socket any more
+    if (offload) MarkTapOffload(fd, true);
     Napi::Object out = Napi::Object::New(env);
     out.Set("fd", Napi::Number::New(env, fd));
     out.Set("name", Napi::String::New(env, ifr.ifr_name));
+    out.Set("offloads", Napi::Number::New(env, offloads));
     return out;
   }
 
@@ -1733,6 +2062,7 @@ class Usernet : public Napi::Addon<Usernet> {
     Napi::Env env = info.Env();
     int fd = ArgFd(info, 0);
     MarkPacket(fd, false);
+    MarkTapOffload(fd, false);
     int rawFd = TunnelRaw(fd);
     MarkTunnel(fd, -1);
     std::unique_ptr<UnixFd> u = TakeUnix(fd);
@@ -1812,6 +2142,8 @@ class Usernet : public Napi::Addon<Usernet> {
     Napi::Env env = info.Env();
     Napi::Object out = Napi::Object::New(env);
     out.Set("oversized", Napi::Number::New(env, oversized_));
+    out.Set("badVnet", Napi::Number::New(env, badVnet_));
+    out.Set("noGso", Napi::Number::New(env, noGso_));
     out.Set("watchers", Napi::Number::New(env, static_cast<double>(watchers_.size())));
     return out;
   }

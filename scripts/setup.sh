@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in iproute2 iputils-ping iperf3 tcpdump util-linux procps python3 make g++ ethtool traceroute nftables dnsutils busybox udhcpc tshark etcd-server qemu-system-x86; do
+for pkg in iproute2 iputils-ping iperf3 tcpdump util-linux procps python3 make g++ libssl-dev ethtool traceroute nftables dnsutils busybox udhcpc tshark etcd-server qemu-system-x86; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

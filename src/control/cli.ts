@@ -69,10 +69,12 @@ export async function main(argv: string[]): Promise<number> {
     .option('--cluster-ttl <seconds>', 'lease of this daemon\'s cluster records: they vanish this long after it dies', '15')
     .option('--netns-prefix <prefix>', 'prefix of the namespaces made for containers', 'usernet-')
     .option('--log-level <level>', 'trace|debug|info|warn|error', 'info')
+    .option('--offload <on|off>', 'super-frames on every TAP and parent interface: TSO and checksum offload with the containers\' kernels (off: one frame per MTU, as before)', 'on')
     .option('--busy-poll <ms>', 'after traffic, poll without sleeping for this long (lower latency, one core busy while traffic flows; 0 = off)', '0')
     .action(async (o) => {
       const busyPollMs = Number(o.busyPoll);
       if (!Number.isFinite(busyPollMs) || busyPollMs < 0 || busyPollMs > 1000) throw new Error(`invalid --busy-poll "${o.busyPoll}": milliseconds from 0 to 1000`);
+      if (o.offload !== 'on' && o.offload !== 'off') throw new Error(`invalid --offload "${o.offload}": on or off`);
       const { runDaemon } = await import('./daemon-run.js');
       exitCode = await runDaemon({
         socket: socketPath(program.opts().socket),
@@ -80,6 +82,7 @@ export async function main(argv: string[]): Promise<number> {
         netnsPrefix: o.netnsPrefix,
         logLevel: o.logLevel,
         busyPollMs,
+        offload: o.offload === 'on',
         dns: o.dns,
         uplink: o.uplink,
         cluster: o.cluster,

@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import { makeCidr, macToNumber, parseIp, type ExistingSubnet } from '../services/ipam.js';
 import { networkIcc, networkMtu, networkPrefixLen, outboundEndpoint, State, type Container, type Network, type PortBinding } from './model.js';
 import { HOST_LINK, Runtime } from './runtime.js';
-import type { StateOptions } from './records.js';
+import { networkOffload, type StateOptions } from './records.js';
 import { AttachmentStore } from './attachments.js';
 import { NetnsLedger, writeJsonAtomic } from './state-dir.js';
 import { serveCapture } from './capture.js';
@@ -56,6 +56,8 @@ export interface DaemonOptions {
   dns?: string[];
   /** adaptive busy-poll window after traffic (ms, 0 = off) */
   busyPollMs?: number;
+  /** super-frames (TSO, checksum offload) on TAPs and parents (default true); a network may turn them off */
+  offload?: boolean;
   uplink?: string;
   /** etcd://HOST:PORT: overlay networks shared with the other daemons */
   cluster?: string;
@@ -89,6 +91,7 @@ export class Daemon {
     const stateOpts = stateOptions(opts);
     this.state = existsSync(this.stateFile) ? State.fromJSON(JSON.parse(readFileSync(this.stateFile, 'utf8')), stateOpts) : new State(stateOpts);
     this.runtime = new Runtime(log);
+    this.runtime.offload = opts.offload !== false;
     this.runtime.netnsLedger = new NetnsLedger(
       join(opts.stateDir, 'netns.json'),
       this.state.containers().flatMap((c) => (c.networkMode === 'default' ? [this.netnsName(c)!] : [])),
@@ -152,7 +155,7 @@ export class Daemon {
     }
     if (n.driver === 'macvlan' || n.driver === 'ipvlan') {
       const { iface, vlan } = parseParent(n.options.parent);
-      this.runtime.addParentNetwork({ id: n.id, name: n.name, driver: n.driver, mode: networkMode(n), iface, vlan, mtu: networkMtu(n), gatewayIp: parseIp(n.gateway!) });
+      this.runtime.addParentNetwork({ id: n.id, name: n.name, driver: n.driver, mode: networkMode(n), iface, vlan, mtu: networkMtu(n), gatewayIp: parseIp(n.gateway!), offload: networkOffload(n) });
       return;
     }
     if (n.driver !== 'bridge') return;
@@ -176,6 +179,7 @@ export class Daemon {
       mtu: networkMtu(n),
       internal: n.internal,
       icc: networkIcc(n),
+      offload: networkOffload(n),
     };
   }
 

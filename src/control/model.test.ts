@@ -142,7 +142,7 @@ describe('networks', () => {
       [{ vxlan_port: 'x' }, 'invalid option vxlan_port="x": must be an integer from 1 to 65535'],
       [{ peers: '10.0.0.1,nope' }, 'invalid option peers="10.0.0.1,nope": "nope" is not an IPv4 address'],
       [{ encrypted: 'yes' }, 'invalid option encrypted="yes": give -o encrypted (or encrypted=true)'],
-      [{ color: 'red' }, 'unknown option "color" for driver overlay (known: vni, vxlan_port, peers, encrypted, key_rotation, com.docker.network.driver.mtu)'],
+      [{ color: 'red' }, 'unknown option "color" for driver overlay (known: vni, vxlan_port, peers, encrypted, key_rotation, com.docker.network.driver.mtu, usernet.offload)'],
     ] as const) {
       rejects(s, () => s.createNetwork({ name: 'bad', driver: 'overlay', options: { ...options } }), msg);
     }

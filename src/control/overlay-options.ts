@@ -13,18 +13,18 @@
  */
 import { isIp, parseIp } from '../services/ipam.js';
 import { VNI_MAX, VXLAN_PORT } from '../wire/vxlan.js';
-import { MTU_OPTION, type Network } from './records.js';
+import { MTU_OPTION, OFFLOAD_OPTION, validateOffloadOption, type Network } from './records.js';
 
 export { isEncrypted } from './records.js';
 
 export const VNI_OPTION = 'com.docker.network.driver.overlay.vxlanid_list';
 export const FIRST_VNI = 4096;
 export const DEFAULT_KEY_ROTATION_S = 43200;
-const KNOWN = new Set(['vni', 'vxlan_port', 'peers', 'encrypted', 'key_rotation', MTU_OPTION, VNI_OPTION]);
+const KNOWN = new Set(['vni', 'vxlan_port', 'peers', 'encrypted', 'key_rotation', MTU_OPTION, VNI_OPTION, OFFLOAD_OPTION]);
 
 export function validateOverlayOptions(opts: Record<string, string>): void {
   for (const k of Object.keys(opts)) {
-    if (!KNOWN.has(k)) throw new Error(`unknown option "${k}" for driver overlay (known: vni, vxlan_port, peers, encrypted, key_rotation, ${MTU_OPTION})`);
+    if (!KNOWN.has(k)) throw new Error(`unknown option "${k}" for driver overlay (known: vni, vxlan_port, peers, encrypted, key_rotation, ${MTU_OPTION}, ${OFFLOAD_OPTION})`);
   }
   const int = (k: string, min: number, max: number): void => {
     const v = opts[k];
@@ -36,6 +36,7 @@ export function validateOverlayOptions(opts: Record<string, string>): void {
   int('vxlan_port', 1, 65535);
   int('key_rotation', 1, 31_536_000);
   int(MTU_OPTION, 68, 65535);
+  validateOffloadOption(opts);
   if (opts.vni !== undefined && opts[VNI_OPTION] !== undefined && opts.vni !== opts[VNI_OPTION]) {
     throw new Error(`options vni and ${VNI_OPTION} disagree`);
   }

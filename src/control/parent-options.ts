@@ -9,7 +9,7 @@
  *   ipvlan_mode=l2|l3|l3s                       (ipvlan; default l2)
  *   com.docker.network.driver.mtu=N             (default 1500)
  */
-import { MTU_OPTION, type Network } from './records.js';
+import { MTU_OPTION, OFFLOAD_OPTION, validateOffloadOption, type Network } from './records.js';
 
 export const MACVLAN_MODES = ['bridge', 'private', 'vepa', 'passthru'] as const;
 export const IPVLAN_MODES = ['l2', 'l3', 'l3s'] as const;
@@ -32,7 +32,7 @@ export function validateParentOptions(driver: 'macvlan' | 'ipvlan', opts: Record
   const modeKey = driver === 'macvlan' ? 'macvlan_mode' : 'ipvlan_mode';
   const modes: readonly string[] = driver === 'macvlan' ? MACVLAN_MODES : IPVLAN_MODES;
   for (const k of Object.keys(opts)) {
-    if (k !== 'parent' && k !== modeKey && k !== MTU_OPTION) throw new Error(`unknown option "${k}" for driver ${driver} (known: parent, ${modeKey}, ${MTU_OPTION})`);
+    if (k !== 'parent' && k !== modeKey && k !== MTU_OPTION && k !== OFFLOAD_OPTION) throw new Error(`unknown option "${k}" for driver ${driver} (known: parent, ${modeKey}, ${MTU_OPTION}, ${OFFLOAD_OPTION})`);
   }
   if (opts.parent === undefined || opts.parent === '') throw new Error(`${driver} networks need -o parent=IFACE (an interface in the daemon's namespace; IFACE.VLAN for a tagged sub-interface)`);
   parseParent(opts.parent);
@@ -42,6 +42,7 @@ export function validateParentOptions(driver: 'macvlan' | 'ipvlan', opts: Record
   if (mtu !== undefined && (!/^[0-9]+$/.test(mtu) || Number(mtu) < 68 || Number(mtu) > 65535)) {
     throw new Error(`invalid option ${MTU_OPTION}="${mtu}": must be an integer from 68 to 65535`);
   }
+  validateOffloadOption(opts);
 }
 
 export function networkMode(n: Network): string {

@@ -65,7 +65,7 @@ export class ParentPlane {
     const port = new Port(this.rt.portIds.alloc(), `parent:${iface}`, 4096);
     let dev: PacketDevice;
     try {
-      dev = new PacketDevice(this.rt.native, this.rt.pool, port, iface, { promisc: true });
+      dev = new PacketDevice(this.rt.native, this.rt.pool, port, iface, { promisc: true, offload: this.rt.offload });
     } catch (e) {
       this.rt.portIds.release(port.id);
       const err = e as NodeJS.ErrnoException;

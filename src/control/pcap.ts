@@ -2,11 +2,17 @@
  * pcap (libpcap classic format, LINKTYPE_ETHERNET) — writer used by the
  * daemon's capture sessions and a small reader for the CLI's text view.
  * Capture is a diagnostic path: it copies each captured frame once.
+ *
+ * Super-frames (offloads, see src/dataplane/pool.ts) are written as they
+ * are, one record of up to 64 KiB, as tcpdump shows them on an interface
+ * with TSO/GRO: the IP length covers the whole super-frame and the TCP
+ * checksum field holds the partial (pseudo-header) sum. Hence snaplen
+ * 262144, tcpdump's own default.
  */
 export const PCAP_GLOBAL_HEADER_LEN = 24;
 export const PCAP_RECORD_HEADER_LEN = 16;
 
-export function pcapGlobalHeader(snaplen = 65535): Buffer {
+export function pcapGlobalHeader(snaplen = 262144): Buffer {
   const b = Buffer.alloc(PCAP_GLOBAL_HEADER_LEN);
   b.writeUInt32LE(0xa1b2c3d4, 0); // magic, microsecond timestamps
   b.writeUInt16LE(2, 4);

@@ -192,6 +192,20 @@ export function networkPrefixLen(n: Network): number {
   return n.subnet === null ? 0 : parseCidr(n.subnet).prefix;
 }
 
+/** `-o usernet.offload=on|off`: super-frames (TSO, checksum offload) on this network's TAPs (default: the daemon's --offload). */
+export const OFFLOAD_OPTION = 'usernet.offload';
+
+export function validateOffloadOption(opts: Record<string, string>): void {
+  const v = opts[OFFLOAD_OPTION];
+  if (v !== undefined && !['on', 'off', 'true', 'false'].includes(v)) throw new Error(`invalid option ${OFFLOAD_OPTION}="${v}": must be on or off`);
+}
+
+/** false when the network turns offloads off; undefined = the daemon's default. */
+export function networkOffload(n: Network): boolean | undefined {
+  const v = n.options[OFFLOAD_OPTION];
+  return v === undefined ? undefined : v === 'on' || v === 'true';
+}
+
 export function networkMtu(n: Network): number {
   const v = n.options[MTU_OPTION];
   if (v !== undefined) return Number(v);
@@ -329,6 +343,7 @@ export function validateBridgeOptions(opts: Record<string, string>): void {
       throw new Error(`invalid option ${key}="${v}": must be true or false`);
     }
   }
+  validateOffloadOption(opts);
   const hb = opts[HOST_BINDING_OPTION];
   if (hb !== undefined && !isIp(hb)) {
     throw new Error(`invalid option ${HOST_BINDING_OPTION}="${hb}": must be an IPv4 address`);

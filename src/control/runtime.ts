@@ -10,7 +10,7 @@ import { Engine } from '../dataplane/engine.js';
 import { FramePool } from '../dataplane/pool.js';
 import { Port, PortIds } from '../dataplane/port.js';
 import { BridgeNetwork, type BridgeSpec, type DataplaneContext } from '../drivers/bridge.js';
-import { loadNative, type NativeAddon } from '../io/native.js';
+import { bindPoolTo, loadNative, type NativeAddon } from '../io/native.js';
 import { PacketDevice } from '../io/packet-device.js';
 import { TapDevice } from '../io/tap-device.js';
 import { QemuDgramDevice, QemuStreamDevice } from '../io/qemu-device.js';
@@ -32,6 +32,8 @@ import type { UplinkSpec } from './uplink.js';
 export const HOST_LINK = { kernelIp: '198.19.255.253', routerIp: 0xc613fffe /* 198.19.255.254 */, prefixLen: 30 } as const;
 /** usernet's own MACs on the uplink TAP and the host link (locally administered) */
 const UPLINK_MAC = 0x02756e000001;
+/** large (66 KiB) slots for super-frames: 4 spares per device with offloads, the rest in flight (270 MiB of address space, touched only as used) */
+const LARGE_SLOTS = 4096;
 const HOST_LINK_MAC = 0x02756e000002;
 
 export interface PublishSpec {
@@ -118,6 +120,8 @@ export class Runtime {
   readonly dhcp = new Map<string, LiveDhcp>();
   /** attachments by name */
   readonly attachments = new Map<string, LiveAttachment>();
+  /** super-frames on the devices opened from now on (daemon --offload; a network may turn them off) */
+  offload = true;
   readonly conntrack: Conntrack;
   readonly router: Router;
   uplink: { spec: UplinkSpec; dev: TapDevice | PacketDevice; iface: number } | null = null;
@@ -138,8 +142,9 @@ export class Runtime {
     poolSlots = 32768,
   ) {
     this.native = loadNative();
-    this.pool = new FramePool({ capacity: poolSlots, slotSize: 2048, headroom: 128 });
-    this.native.bindPool(this.pool.buffer, this.pool.offsets, this.pool.lengths, this.pool.slotSize, this.pool.headroom);
+    // large slots hold super-frames (64 KiB + headers): touched only while they flow (see pool.ts)
+    this.pool = new FramePool({ capacity: poolSlots, slotSize: 2048, headroom: 128, largeCapacity: LARGE_SLOTS });
+    bindPoolTo(this.native, this.pool);
     this.engine = new Engine();
     // USERNET_CONNTRACK_CAPACITY: a hidden knob for tests that fill the table (default 131072)
     this.conntrack = new Conntrack({ capacity: capacityFromEnv(process.env.USERNET_CONNTRACK_CAPACITY), seed: this.seed });
@@ -158,7 +163,7 @@ export class Runtime {
   /** The outside: a TAP the daemon creates (the user places its kernel side) or an existing interface over AF_PACKET. */
   setUplink(spec: UplinkSpec): void {
     const port = new Port(this.portIds.alloc(), `uplink:${spec.name}`);
-    const dev = spec.kind === 'tap' ? new TapDevice(this.native, this.pool, port, spec.name) : new PacketDevice(this.native, this.pool, port, spec.name);
+    const dev = spec.kind === 'tap' ? new TapDevice(this.native, this.pool, port, spec.name, { offload: this.offload }) : new PacketDevice(this.native, this.pool, port, spec.name, { offload: this.offload });
     const mac = spec.kind === 'tap' ? UPLINK_MAC : (dev as PacketDevice).mac;
     const iface = this.router.addInterface({ kind: 'uplink', port, side: 'device', ip: spec.ip, prefixLen: spec.prefixLen, mac, mtu: 1500, gateway: spec.gateway });
     this.addDevice(dev);
@@ -169,7 +174,7 @@ export class Runtime {
   /** The host link: a TAP in the daemon's namespace, addressed, with a route to each network through the router. */
   async setHostLink(): Promise<void> {
     const port = new Port(this.portIds.alloc(), 'host-link');
-    const dev = new TapDevice(this.native, this.pool, port, 'usernet%d');
+    const dev = new TapDevice(this.native, this.pool, port, 'usernet%d', { offload: this.offload });
     try {
       await netns.configureHostLink(dev.ifname, `${HOST_LINK.kernelIp}/${HOST_LINK.prefixLen}`);
     } catch (e) {
@@ -285,8 +290,8 @@ export class Runtime {
     const port = new Port(this.portIds.alloc(), `${name}:${what}`);
     let dev: AttachDevice;
     try {
-      if (spec.kind === 'tap') dev = new TapDevice(this.native, this.pool, port, spec.ifname);
-      else if (spec.kind === 'iface') dev = new PacketDevice(this.native, this.pool, port, spec.ifname, { promisc: true });
+      if (spec.kind === 'tap') dev = new TapDevice(this.native, this.pool, port, spec.ifname, { offload: this.offload });
+      else if (spec.kind === 'iface') dev = new PacketDevice(this.native, this.pool, port, spec.ifname, { promisc: true, offload: this.offload });
       else if (spec.kind === 'qemu-dgram') dev = new QemuDgramDevice(this.native, this.pool, port, spec.path, qemuDgramPeer(spec.path));
       else dev = new QemuStreamDevice(this.native, this.pool, port, spec.path);
     } catch (e) {
@@ -395,7 +400,7 @@ export class Runtime {
     const port = new Port(this.portIds.alloc(), `${c.name}:${ep.ifname}`);
     let dev: TapDevice;
     try {
-      dev = new TapDevice(this.native, this.pool, port, 'un%d');
+      dev = new TapDevice(this.native, this.pool, port, 'un%d', { offload: (net.spec.offload ?? this.offload) });
     } catch (e) {
       this.portIds.release(port.id);
       throw e;

@@ -40,6 +40,8 @@ export interface BridgeSpec {
   mtu: number;
   internal: boolean;
   icc: boolean;
+  /** super-frames on this network's TAPs (undefined: the daemon's default) */
+  offload?: boolean;
 }
 
 export class BridgeNetwork {

@@ -28,6 +28,8 @@ export interface ParentSpec {
   parentMac: number;
   /** the network's gateway (the segment's router), for ipvlan l3 */
   gatewayIp: number;
+  /** super-frames on this network's container TAPs (undefined: the daemon's default) */
+  offload?: boolean;
 }
 
 export interface ParentContext {

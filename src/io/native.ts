@@ -274,6 +274,34 @@
  *   - pollStart: readable = bytes or the end of the stream wait. As for a
  *     TAP, an error condition (POLLERR: the peer closed with data unread)
  *     calls cb once and stops the watcher; readBatch then throws.
+ * - Offloads (issue 12). bindPool's optional 6th argument
+ *   {meta, smallCapacity, largeSlotSize} binds the pool's annotations
+ *   (`meta`: 12 bytes per handle, a virtio-net header in host order, see
+ *   src/dataplane/pool.ts) and its large slots (handles ≥ smallCapacity are
+ *   largeSlotSize bytes each, after the small ones).
+ *   - openTap(name, {offload: true}): IFF_VNET_HDR with a 12-byte header,
+ *     TUNSETOFFLOAD CSUM|TSO4|TSO6|TSO_ECN (|USO4|USO6 where the kernel has
+ *     them); returns `offloads` (the TUN_F_* bits set). The container's
+ *     kernel then hands over TCP super-frames (up to 64 KiB) and partial
+ *     checksums, and takes them back.
+ *   - readBatch(fd, handles, count, large, largeCount) on such a TAP or a
+ *     packet socket: handles are small slots; large[0..largeCount) are
+ *     spare large slots. Each read goes into [meta(h) | small slot |
+ *     the rest of a large spare]; a frame longer than a small slot ends up
+ *     in the large spare, which takes its place in handles, and the small
+ *     handle takes the spare's place in large (free it). Returns filled +
+ *     65536 * largeUsed (large[0..largeUsed) now hold freed small
+ *     handles). With spares given, the call stops when they run out. A
+ *     frame's annotations are set from its header; a partial checksum on a
+ *     frame that is no super-frame is completed (only super-frames travel
+ *     partial). A malformed header (unknown GSO type, segment size 0, a
+ *     super-frame without a partial checksum, checksum or header offsets
+ *     outside the frame) drops the frame and counts stats().badVnet.
+ *   - writeBatch to such a TAP writes [meta(h) | frame]: super-frames go out
+ *     whole. To a packet socket, meta(h) is the PACKET_VNET_HDR header (the
+ *     kernel segments and completes checksums). To any other fd, a partial
+ *     checksum is completed first, and a super-frame fails (its length is
+ *     set to 0; stats().noGso): the dataplane segments before such fds.
  * - stats(): process-wide counters of the addon.
  */
 import { createRequire } from 'node:module';
@@ -282,8 +310,19 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export interface TapOptions {
-  /** IFF_VNET_HDR: every frame starts with a 12-byte virtio-net header (offloads are a later issue; off by default) */
+  /** IFF_VNET_HDR only: every frame read or written starts with a raw 12-byte virtio-net header at offsets[h] */
   vnetHdr?: boolean;
+  /** offloads on: header into the frame's annotations, TSO/checksum offload, super-frames (see the contract above) */
+  offload?: boolean;
+}
+
+export interface PoolBinding {
+  /** the pool's annotations: 6 u16 per handle */
+  meta?: Uint16Array;
+  /** handles below this are small slots (default: all) */
+  smallCapacity?: number;
+  /** bytes per large slot (default slotSize) */
+  largeSlotSize?: number;
 }
 
 export interface PacketOptions {
@@ -313,14 +352,14 @@ export interface TunnelSocket {
 }
 
 export interface NativeAddon {
-  bindPool(buffer: ArrayBuffer, offsets: Uint32Array, lengths: Uint32Array, slotSize: number, headroom: number): void;
-  openTap(name: string, opts?: TapOptions): { fd: number; name: string };
+  bindPool(buffer: ArrayBuffer, offsets: Uint32Array, lengths: Uint32Array, slotSize: number, headroom: number, binding?: PoolBinding): void;
+  openTap(name: string, opts?: TapOptions): { fd: number; name: string; offloads: number };
   /** An AF_PACKET socket bound to an existing Ethernet interface (see the contract above). */
   openPacket(ifname: string, opts?: PacketOptions): PacketSocket;
   /** Captures arr's data pointer once; pass the returned id as `handles`. */
   bindHandles(arr: Uint32Array): number;
   unbindHandles(id: number): void;
-  readBatch(fd: number, handles: Uint32Array | number, count: number): number;
+  readBatch(fd: number, handles: Uint32Array | number, count: number, large?: Uint32Array | number, largeCount?: number): number;
   writeBatch(fd: number, handles: Uint32Array | number, count: number): number;
   pollStart(fd: number, cb: () => void): number;
   pollStop(id: number): void;
@@ -337,7 +376,12 @@ export interface NativeAddon {
   /** Stops any watcher on fd and closes it; also closes a tunnel's raw socket, frees a framed stream's buffers, unlinks a bound unix socket's file. */
   close(fd: number): void;
   /** oversized: frames dropped by readBatch for not fitting a slot (or with a bad stream length); watchers: active pollStart watchers */
-  stats(): { oversized: number; watchers: number };
+  stats(): { oversized: number; watchers: number; badVnet: number; noGso: number };
+}
+
+/** Binds every part of a FramePool (slots, annotations, large slots). */
+export function bindPoolTo(native: NativeAddon, pool: { buffer: ArrayBuffer; offsets: Uint32Array; lengths: Uint32Array; slotSize: number; headroom: number; meta: Uint16Array; capacity: number; largeSlotSize: number }): void {
+  native.bindPool(pool.buffer, pool.offsets, pool.lengths, pool.slotSize, pool.headroom, { meta: pool.meta, smallCapacity: pool.capacity, largeSlotSize: pool.largeSlotSize });
 }
 
 let cached: NativeAddon | null = null;

@@ -5,8 +5,12 @@
  *
  * Opens the socket with openPacket (see src/io/native.ts for what a packet
  * socket reads and writes: only frames arriving on the interface, never the
- * ones sent through it; VLAN tags and offloaded checksums restored; GSO/GRO
- * super-frames dropped as oversized). `mac` is the interface's MAC (48-bit
+ * ones sent through it; VLAN tags and offloaded checksums restored). With
+ * offloads (the default) GRO'd super-frames are read whole into large slots
+ * and super-frames are sent whole (the kernel segments them for the
+ * interface: PACKET_VNET_HDR); with `offload: false` super-frames that
+ * arrive are dropped as oversized and the dataplane segments what it sends.
+ * `mac` is the interface's MAC (48-bit
  * number), `ifindex` its index. opts.netns opens the socket in another
  * network namespace; opts.promisc asks for frames to every MAC.
  *
@@ -22,15 +26,21 @@ import type { Port } from '../dataplane/port.js';
 import { FdDevice } from './fd-device.js';
 import type { NativeAddon, PacketOptions } from './native.js';
 
+export interface PacketDeviceOptions extends PacketOptions {
+  /** read and send super-frames (default true) */
+  offload?: boolean;
+}
+
 export class PacketDevice extends FdDevice {
   readonly ifname: string;
   readonly ifindex: number;
   /** the interface's MAC as a 48-bit number */
   readonly mac: number;
 
-  constructor(native: NativeAddon, pool: FramePool, port: Port, ifname: string, opts: PacketOptions = {}, batch = 64) {
-    const s = native.openPacket(ifname, opts);
-    super(native, pool, port, s.fd, batch);
+  constructor(native: NativeAddon, pool: FramePool, port: Port, ifname: string, opts: PacketDeviceOptions = {}, batch = 64) {
+    const s = native.openPacket(ifname, { netns: opts.netns, promisc: opts.promisc });
+    const offload = opts.offload !== false;
+    super(native, pool, port, s.fd, batch, { superFrames: offload, takesGso: offload });
     this.ifname = ifname;
     this.ifindex = s.ifindex;
     this.mac = s.mac;

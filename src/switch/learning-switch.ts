@@ -71,6 +71,7 @@ import { DropReason } from '../dataplane/counters.js';
 import type { FramePool } from '../dataplane/pool.js';
 import type { FrameSink } from '../dataplane/port.js';
 import type { Ring } from '../dataplane/ring.js';
+import { wireLength } from '../dataplane/segments-count.js';
 import { LEARN_FULL, LEARN_PORT_LIMIT, LEARN_STATIC } from './mac-table.js';
 import { SwitchControl, type LearningSwitchOptions } from './switch-control.js';
 
@@ -171,8 +172,10 @@ export class LearningSwitch extends SwitchControl {
           }
           const o = offsets[h];
           // a frame longer than mtu + 18 passes only when 802.1Q/802.1ad
-          // tagged (4 bytes more); the tag is read only for such frames
-          if (len > inMax && (len > inMax + 4 || !tagged(view, o))) {
+          // tagged (4 bytes more); the tag is read only for such frames. A
+          // super-frame is measured by its segments (wireLength).
+          const wl = len > inMax ? wireLength(pool, h) : len;
+          if (wl > inMax && (wl > inMax + 4 || !tagged(view, o))) {
             this.drop(h, OVERSIZE);
             continue;
           }
@@ -243,7 +246,7 @@ export class LearningSwitch extends SwitchControl {
                 this.drop(h, PORT_DOWN);
                 continue;
               }
-              if (len > outMax && (len > outMax + 4 || !tagged(view, o))) {
+              if (wl > outMax && (wl > outMax + 4 || !tagged(view, o))) {
                 this.drop(h, OVERSIZE);
                 continue;
               }
@@ -255,7 +258,7 @@ export class LearningSwitch extends SwitchControl {
             }
           }
           // broadcast, multicast or unknown unicast: flood
-          const sent = this.flood(h, len, pi, o);
+          const sent = this.flood(h, wl, pi, o);
           txP += sent;
           txB += len * sent;
         }
