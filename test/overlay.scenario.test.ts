@@ -12,6 +12,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterLab, ETCD_IP } from '../src/lab/cluster-lab.js';
+import { blobRoundTrip } from './blob.js';
 import { CLI, requireRoot, ROOT, servePeer } from './harness.js';
 
 const root = requireRoot('overlay scenario tests (three daemons, etcd, VXLAN underlay)');
@@ -175,6 +176,15 @@ describe.runIf(haveEtcd)('overlay networks across three hosts', () => {
     expect(lab.run(h1.hostNs, ['ping', '-c', '1', '-W', '2', '-M', 'do', '-s', '1422', c1ip]).code).toBe(0);
   });
 
+  it('super-frames: 8 MB each way between hosts arrive intact (segmented before VXLAN); the inner frames on the underlay fit the MTU', async () => {
+    const c2ip = ipOf(h2, 'c2', 'ov1');
+    const pcap = await capture(ulPort[0], 'udp port 4789 and greater 1400', 'big.pcap', () => blobRoundTrip(servers, h1.prefix + 'c1', h2.prefix + 'c2', c2ip, 9300, 8 << 20));
+    // the VXLAN datagrams are full-size segments: outer IP length at most 1500, and many of them
+    const lens = tshark(pcap, '-T', 'fields', '-e', 'ip.len').trim().split('\n').filter(Boolean).map((l) => Number(l.split(',')[0]));
+    expect(lens.length).toBeGreaterThan(1000);
+    expect(Math.max(...lens)).toBeLessThanOrEqual(1500);
+  }, 60_000);
+
   it('etcd away: forwarding goes on with what is known, then the daemons catch up', async () => {
     h3.ok('run', '--name', 'c5', '--network', 'ov1');
     expect(await poll(() => h1.exec('c1', 'getent', 'hosts', 'c5').code === 0, 15_000)).toBe(true);
@@ -236,6 +246,8 @@ describe.runIf(haveEtcd)('overlay networks across three hosts', () => {
       await new Promise((r) => setTimeout(r, 6500)); // two rotations
       expect(h1.exec('s1', 'ping', '-c', '3', '-i', '0.2', '-W', '2', '-p', pattern, '-M', 'do', '-s', '1390', 's2').code).toBe(0);
     });
+    // super-frames through the encrypted network: 4 MB each way, intact
+    await blobRoundTrip(servers, h1.prefix + 's1', h2.prefix + 's2', ipOf(h2, 's2', 'sec'), 9301, 4 << 20);
     const raw = readFileSync(pcap);
     expect(raw.includes(Buffer.from(pattern, 'hex'))).toBe(false);
     const vni = Number(netInfo(h1, 'sec').Options['com.docker.network.driver.overlay.vxlanid_list']).toString(16).padStart(6, '0');
