@@ -14,5 +14,20 @@
       'cflags': [ '-O2' ],
       'cflags_cc': [ '-std=c++17' ],
     },
+    # build/Release/usernet_seal.node from native/seal.cc: AES-256-GCM seal/open
+    # of encrypted-overlay frames (src/overlay/seal-native.ts). OpenSSL headers
+    # are Node's bundled ones (on the include path node-gyp sets up); the
+    # symbols are exported by the node binary, so nothing is linked.
+    {
+      'target_name': 'usernet_seal',
+      'sources': [ 'native/seal.cc' ],
+      'dependencies': [
+        "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except",
+      ],
+      'defines': [ 'NAPI_VERSION=8' ],
+      'cflags!': [ '-O3' ],
+      'cflags': [ '-O2' ],
+      'cflags_cc': [ '-std=c++17' ],
+    },
   ],
 }

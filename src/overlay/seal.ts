@@ -26,11 +26,15 @@
  *                 the least recently used window is evicted (`evictions`).
  *   Sealer        seal(pool, h, vni, ring, senderId, now): encrypts frame h in
  *                 place, prepends the 24-byte header into headroom, appends the
- *                 tag into tailroom. One per network: it keeps the sequence
- *                 counter of each key id.
+ *                 tag into tailroom; sealBatch(pool, handles, count, …,
+ *                 results) does the same for many frames (one send key, one
+ *                 `now`). One per network: it keeps the sequence counter of
+ *                 each key id.
  *   Opener        open(pool, h, ring, now): verifies and decrypts in place,
- *                 leaves offset/length on the inner Ethernet frame. One per
- *                 network: it owns that network's replay windows.
+ *                 leaves offset/length on the inner Ethernet frame;
+ *                 openBatch(pool, handles, count, ring, now, results) for many
+ *                 frames (each with its own key id). One per network: it owns
+ *                 that network's replay windows.
  *
  * Counters: Sealer — txPackets txBytes (sealed frames, bytes after sealing),
  * drops and reasons[SealDrop.*]. Opener — rxPackets rxBytes (opened frames,
@@ -39,9 +43,27 @@
  * Time is injected (`now`, ms): it picks the send key and orders replay
  * windows for eviction. Nothing here reads the clock.
  *
- * Allocation: node:crypto allocates a cipher object and output buffers per
- * frame, so this path allocates (the plain VXLAN path must not). Plaintext is
- * written into the slot only after the tag verified.
+ * Crypto: the seal addon (./seal-native.ts, native/seal.cc) with OpenSSL
+ * EVP AES-256-GCM contexts made once per key (when a KeyRing takes the key;
+ * a ring given the same id and key again keeps them) and freed when the
+ * ring's keys are collected. Key choice, sequence numbers, replay windows
+ * and all drop decisions are here, in TS; the addon gets batches of frames
+ * that passed every check (at most SCRATCH per call) and writes the header,
+ * encrypts, or decrypts and verifies. The single-frame seal()/open() are
+ * one-frame batches.
+ *
+ * Allocation: none per frame (handles pass through preallocated scratch
+ * arrays bound to the addon). A frame that fails to open is left as it came
+ * (the addon decrypts in place and encrypts back on a bad tag): plaintext
+ * is exposed only after the tag verified.
+ *
+ * Replay in batches: open checks every frame of a batch against the windows
+ * before any is decrypted, and marks the sequences seen after the tags
+ * verified, in batch order; a frame whose mark then fails (a duplicate
+ * inside the batch) is put back as it came and counted as a replay. The
+ * result is what opening the frames one by one gives (a batch is never
+ * more lenient; it can only differ when marking a frame evicts another
+ * pair's window from a full ReplayTable).
  *
  * Safety rules the callers must keep (see the doc for why):
  *   - a key id names one key for ever: the control plane never reissues an id;
@@ -49,8 +71,9 @@
  *   - a daemon that restarts must not send with a key it used before the
  *     restart (its counters restart at 1): rotate in a fresh key first.
  */
-import { createCipheriv, createDecipheriv, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
+import { createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import type { FramePool } from '../dataplane/pool.js';
+import { bindSealPool, nativeKey, SCR, SCRATCH, type SealAddon } from './seal-native.js';
 
 /** VXLAN flags byte of an encrypted frame: I (0x08) | encrypted (0x02). */
 export const VXLAN_FLAGS_ENCRYPTED = 0x0a;
@@ -77,6 +100,11 @@ const ETH_HEADER_LEN = 14;
 const TWO32 = 4294967296;
 /** window words: one more than REPLAY_WINDOW/32 so sliding never clears a live bit */
 const WORDS = REPLAY_WINDOW / 32 + 1;
+/** openBatch: scratch position → index in the caller's handles */
+const BATCH_INDEX = new Uint32Array(SCRATCH);
+/** seal()/open(): a batch of one */
+const ONE = new Uint32Array(1);
+const ONE_RESULT = new Uint8Array(1);
 
 /** A fresh random 256-bit key. */
 export function randomKey(): Buffer {
@@ -98,6 +126,9 @@ export interface RingKey {
   readonly activeFrom: number;
   /** the AES-256 key (a copy of the bytes given to set()) */
   readonly secret: KeyObject;
+  /** the addon's key slot (EVP contexts for this key), freed when `owner` is collected */
+  readonly slot: number;
+  readonly owner: object;
 }
 
 export class KeyRing {
@@ -117,7 +148,14 @@ export class KeyRing {
     const next = [...keys]
       .sort((a, b) => b.activeFrom - a.activeFrom || b.id - a.id)
       .slice(0, KEYRING_MAX)
-      .map((k): RingKey => Object.freeze({ id: k.id, activeFrom: k.activeFrom, secret: createSecretKey(Buffer.from(k.key)) }));
+      .map((k): RingKey => {
+        const secret = createSecretKey(Buffer.from(k.key));
+        // the same id and key as before: keep its EVP contexts (they are made once per key)
+        const old = this.keys.find((o) => o.id === k.id && o.secret.equals(secret));
+        if (old !== undefined) return Object.freeze({ id: k.id, activeFrom: k.activeFrom, secret: old.secret, slot: old.slot, owner: old.owner });
+        const owner = {};
+        return Object.freeze({ id: k.id, activeFrom: k.activeFrom, secret, slot: nativeKey(k.key, owner), owner });
+      });
     this.keys = Object.freeze(next);
   }
 
@@ -291,48 +329,60 @@ export class Sealer {
    * when there is no send key, no room or the frame is a runt.
    */
   seal(pool: FramePool, h: number, vni: number, keyRing: KeyRing, senderId: number, now: number): boolean {
+    ONE[0] = h;
+    this.sealBatch(pool, ONE, 1, vni, keyRing, senderId, now, ONE_RESULT);
+    return ONE_RESULT[0] === 0;
+  }
+
+  /**
+   * Seal handles[0..count) as seal() does each, with the send key of `now`
+   * and consecutive sequence numbers in handle order. results[i] is 0 when
+   * frame i was sealed, else 1 + its SealDrop reason (the frame untouched).
+   * Returns the number sealed.
+   */
+  sealBatch(pool: FramePool, handles: Uint32Array, count: number, vni: number, keyRing: KeyRing, senderId: number, now: number, results: Uint8Array): number {
     const key = keyRing.sendKey(now);
-    if (key === null) return this.refuse(SealDrop.noKey);
-    const off = pool.offsets[h];
-    const len = pool.lengths[h];
-    if (len < ETH_HEADER_LEN) return this.refuse(SealDrop.runt);
-    const slot = h * pool.slotSize;
-    if (off - SEAL_HEADER_LEN < slot || off + len + SEAL_TAG_LEN > slot + pool.slotSize) return this.refuse(SealDrop.noRoom);
+    if (key === null) {
+      for (let i = 0; i < count; i++) results[i] = 1 + SealDrop.noKey;
+      this.drops += count;
+      this.reasons[SealDrop.noKey] += count;
+      return 0;
+    }
+    const addon = bindSealPool(pool);
+    const batch = SCR.handles;
+    const offsets = pool.offsets;
+    const lengths = pool.lengths;
     const last = this.seqs.get(key.id);
     if (last === undefined && this.seqs.size >= SEQ_TABLE_SOFT_MAX) this.prune(keyRing);
-    const seq = (last ?? 0) + 1;
-    if (seq > MAX_SEQ) return this.refuse(SealDrop.seqExhausted);
-    this.seqs.set(key.id, seq);
-
-    const hdr = off - SEAL_HEADER_LEN;
-    const b = pool.bytes;
-    const v = pool.view;
-    b[hdr] = VXLAN_FLAGS_ENCRYPTED;
-    b[hdr + 1] = 0;
-    b[hdr + 2] = 0;
-    b[hdr + 3] = 0;
-    b[hdr + 4] = (vni >>> 16) & 0xff;
-    b[hdr + 5] = (vni >>> 8) & 0xff;
-    b[hdr + 6] = vni & 0xff;
-    b[hdr + 7] = 0;
-    v.setUint32(hdr + 8, key.id >>> 0);
-    v.setUint32(hdr + 12, senderId >>> 0);
-    v.setUint32(hdr + 16, Math.floor(seq / TWO32));
-    v.setUint32(hdr + 20, seq >>> 0);
-
-    const buf = pool.buffer;
-    const cipher = createCipheriv('aes-256-gcm', key.secret, Buffer.from(buf, hdr + 12, 12), { authTagLength: SEAL_TAG_LEN });
-    cipher.setAAD(Buffer.from(buf, hdr, SEAL_HEADER_LEN));
-    const ct = cipher.update(Buffer.from(buf, off, len));
-    cipher.final(); // GCM: no further output
-    b.set(ct, off);
-    b.set(cipher.getAuthTag(), off + len);
-
-    pool.offsets[h] = hdr;
-    pool.lengths[h] = len + SEAL_OVERHEAD;
-    this.txPackets++;
-    this.txBytes += len + SEAL_OVERHEAD;
-    return true;
+    let seq = last ?? 0;
+    let k = 0;
+    let sealed = 0;
+    for (let i = 0; i < count; i++) {
+      const h = handles[i];
+      const off = offsets[h];
+      const len = lengths[h];
+      let why = -1;
+      if (len < ETH_HEADER_LEN) why = SealDrop.runt;
+      else if (off - SEAL_HEADER_LEN < pool.slotStart(h) || off + len + SEAL_TAG_LEN > pool.slotEnd(h)) why = SealDrop.noRoom;
+      else if (seq >= MAX_SEQ) why = SealDrop.seqExhausted;
+      if (why >= 0) {
+        results[i] = 1 + why;
+        this.refuse(why);
+        continue;
+      }
+      results[i] = 0;
+      seq++;
+      this.txBytes += len + SEAL_OVERHEAD;
+      batch[k++] = h;
+      if (k === SCRATCH) {
+        sealed += addon.sealBatch(k, key.slot, key.id, vni >>> 0, senderId >>> 0, seq - k + 1);
+        k = 0;
+      }
+    }
+    if (k > 0) sealed += addon.sealBatch(k, key.slot, key.id, vni >>> 0, senderId >>> 0, seq - k + 1);
+    if (seq !== (last ?? 0)) this.seqs.set(key.id, seq);
+    this.txPackets += sealed;
+    return sealed;
   }
 
   /** Cold: last sequence number used with key id (0: none). */
@@ -395,41 +445,83 @@ export class Opener {
    * is not decrypted (the caller frees it).
    */
   open(pool: FramePool, h: number, keyRing: KeyRing, now: number): number {
-    const off = pool.offsets[h];
-    const len = pool.lengths[h];
-    const b = pool.bytes;
-    if (len < VXLAN_HEADER_LEN) return this.reject(OpenResult.short);
-    if (b[off] !== VXLAN_FLAGS_ENCRYPTED) return this.reject(OpenResult.notEncrypted);
-    if (len < SEAL_OVERHEAD + ETH_HEADER_LEN) return this.reject(OpenResult.short);
-    const v = pool.view;
-    const keyId = v.getUint32(off + 8);
-    const key = keyRing.get(keyId);
-    if (key === null) return this.reject(OpenResult.unknownKey);
-    const sender = v.getUint32(off + 12);
-    const hi = v.getUint32(off + 16);
-    if (hi > 0x1fffff) return this.reject(OpenResult.replay); // ≥ 2^53: never sent
-    const seq = hi * TWO32 + v.getUint32(off + 20);
-    if (!this.replay.check(sender, keyId, seq)) return this.reject(OpenResult.replay);
+    ONE[0] = h;
+    this.openBatch(pool, ONE, 1, keyRing, now, ONE_RESULT);
+    return ONE_RESULT[0];
+  }
 
-    const n = len - SEAL_OVERHEAD;
-    const ctOff = off + SEAL_HEADER_LEN;
-    const buf = pool.buffer;
-    const decipher = createDecipheriv('aes-256-gcm', key.secret, Buffer.from(buf, off + 12, 12), { authTagLength: SEAL_TAG_LEN });
-    decipher.setAAD(Buffer.from(buf, off, SEAL_HEADER_LEN));
-    decipher.setAuthTag(Buffer.from(buf, ctOff + n, SEAL_TAG_LEN));
-    const pt = decipher.update(Buffer.from(buf, ctOff, n));
-    try {
-      decipher.final();
-    } catch {
-      return this.reject(OpenResult.badTag);
+  /**
+   * Open handles[0..count) as open() does each, in handle order (each frame
+   * with the key its key id names). results[i] is frame i's OpenResult
+   * code. Returns the number opened.
+   */
+  openBatch(pool: FramePool, handles: Uint32Array, count: number, keyRing: KeyRing, now: number, results: Uint8Array): number {
+    const addon = bindSealPool(pool);
+    const batch = SCR.handles;
+    const slots = SCR.keys;
+    const b = pool.bytes;
+    const v = pool.view;
+    let k = 0;
+    let opened = 0;
+    for (let i = 0; i < count; i++) {
+      const h = handles[i];
+      const off = pool.offsets[h];
+      const len = pool.lengths[h];
+      let rc: OpenResultCode = OpenResult.ok;
+      if (len < VXLAN_HEADER_LEN) rc = OpenResult.short;
+      else if (b[off] !== VXLAN_FLAGS_ENCRYPTED) rc = OpenResult.notEncrypted;
+      else if (len < SEAL_OVERHEAD + ETH_HEADER_LEN) rc = OpenResult.short;
+      else {
+        const keyId = v.getUint32(off + 8);
+        const key = keyRing.get(keyId);
+        if (key === null) rc = OpenResult.unknownKey;
+        else {
+          const hi = v.getUint32(off + 16);
+          if (hi > 0x1fffff) rc = OpenResult.replay; // ≥ 2^53: never sent
+          else if (!this.replay.check(v.getUint32(off + 12), keyId, hi * TWO32 + v.getUint32(off + 20))) rc = OpenResult.replay;
+          else {
+            batch[k] = h;
+            slots[k] = key.slot;
+            BATCH_INDEX[k++] = i;
+            if (k === SCRATCH) {
+              opened += this.finish(pool, addon, k, now, results);
+              k = 0;
+            }
+            continue;
+          }
+        }
+      }
+      results[i] = this.reject(rc);
     }
-    this.replay.accept(sender, keyId, seq, now);
-    b.set(pt, ctOff);
-    pool.offsets[h] = ctOff;
-    pool.lengths[h] = n;
-    this.rxPackets++;
-    this.rxBytes += n;
-    return OpenResult.ok;
+    if (k > 0) opened += this.finish(pool, addon, k, now, results);
+    return opened;
+  }
+
+  /** Decrypts the k frames in the scratch arrays, then marks their sequences seen in order. */
+  private finish(pool: FramePool, addon: SealAddon, k: number, now: number, results: Uint8Array): number {
+    addon.openBatch(k);
+    const v = pool.view;
+    let opened = 0;
+    for (let j = 0; j < k; j++) {
+      const i = BATCH_INDEX[j];
+      if (SCR.results[j] === 0) {
+        results[i] = this.reject(OpenResult.badTag);
+        continue;
+      }
+      const h = SCR.handles[j];
+      const hdr = pool.offsets[h] - SEAL_HEADER_LEN; // the header stays in front of the opened frame
+      const seq = v.getUint32(hdr + 16) * TWO32 + v.getUint32(hdr + 20);
+      if (!this.replay.accept(v.getUint32(hdr + 12), v.getUint32(hdr + 8), seq, now)) {
+        addon.unopen(h, SCR.keys[j]); // a duplicate inside this batch: put it back as it came
+        results[i] = this.reject(OpenResult.replay);
+        continue;
+      }
+      results[i] = OpenResult.ok;
+      this.rxPackets++;
+      this.rxBytes += pool.lengths[h];
+      opened++;
+    }
+    return opened;
   }
 
   /** Cold: counters as a plain object (non-zero reasons only). */
