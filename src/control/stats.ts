@@ -32,8 +32,10 @@ export interface ArpShare {
 }
 
 export interface StatsReport {
-  pool: { capacity: number; inUse: number; exhausted: number };
+  pool: { capacity: number; inUse: number; exhausted: number; large?: { capacity: number; available: number; exhausted: number } };
   breaths: number;
+  /** the addon's own drops: frames too long for a slot, malformed virtio-net headers, super-frames handed to an fd that takes none */
+  addon?: { oversized: number; badVnet: number; noGso: number };
   router: CounterSnapshot;
   /** the router's event counters and ARP cache use */
   routerEvents: RouterStats;
@@ -99,6 +101,8 @@ export function statsTable(r: StatsReport): string {
   if (r.networks.length > 0) lines.push('', ...grid(tables), '');
   const e = r.routerEvents;
   lines.push(`pool: ${r.pool.inUse}/${r.pool.capacity} frames in use, ${r.pool.exhausted} allocation failures; ${r.breaths} breaths`);
+  if (r.pool.large) lines.push(`large slots (super-frames): ${r.pool.large.capacity - r.pool.large.available}/${r.pool.large.capacity} in use, ${r.pool.large.exhausted} allocation failures`);
+  if (r.addon) lines.push(`addon: oversized ${r.addon.oversized}, bad virtio-net headers ${r.addon.badVnet}, super-frames refused by fds without offloads ${r.addon.noGso}`);
   lines.push(
     `arp: ${e.arpDynamic}/${e.arpCapacity} learned (quota ${e.arpIfaceQuota} per network), ${e.arpStatic}/${e.arpStaticCapacity} permanent; ` +
       `table full ${e.arpTableFull}, quota evictions ${e.arpQuotaEvicted}, refused ${e.arpCacheFull}, unresolved ${e.arpUnresolved}, conflicts ${e.arpConflicts}, permanent refused ${e.arpStaticFull}`,
@@ -153,7 +157,8 @@ export function collectStats(state: State, rt: Runtime): StatsReport {
     if (link) links.push({ name: `${name} ${link.dev.ifname}`, ...link.dev.port.counters.snapshot() });
   for (const t of rt.overlay?.counters() ?? []) links.push({ name: `vtep udp/${t.udpPort}`, ...t.tunnel });
   return {
-    pool: { capacity: rt.pool.capacity, inUse: rt.pool.inUse, exhausted: rt.pool.exhausted },
+    pool: { capacity: rt.pool.capacity, inUse: rt.pool.inUse, exhausted: rt.pool.exhausted, large: { capacity: rt.pool.largeCapacity, available: rt.pool.largeAvailable, exhausted: rt.pool.largeExhausted } },
+    addon: (({ oversized, badVnet, noGso }) => ({ oversized, badVnet, noGso }))(rt.native.stats()),
     breaths: rt.engine.breaths,
     router: rt.router.counters.snapshot(),
     routerEvents: rt.router.stats(),

@@ -164,3 +164,16 @@ export function completeFrame(pool: FramePool, h: number): number {
   pool.meta[m + M_CSUM_OFFSET] = 0;
   return 0;
 }
+
+/**
+ * gsoCheck of super-frame h against its own annotations: 0 when its bytes
+ * are what they say (see src/wire/gso.ts), else a GsoError. Devices run it
+ * on every super-frame they read, so a malformed one is dropped at its port
+ * and reaches no element.
+ */
+export function checkSuperFrame(pool: FramePool, h: number): number {
+  const m = h * META_STRIDE;
+  const meta = pool.meta;
+  const fi = h * META_BYTES;
+  return gsoCheck(pool.bytes, pool.offsets[h], pool.lengths[h], pool.meta8[fi], pool.meta8[fi + 1], meta[m + M_HDR_LEN], meta[m + M_GSO_SIZE], meta[m + M_CSUM_START], meta[m + M_CSUM_OFFSET]); // prettier-ignore
+}

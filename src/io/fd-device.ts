@@ -21,14 +21,16 @@
  * when it does not fit a small slot. A device whose fd cannot take them
  * (`takesGso` false: a TAP without offloads, QEMU's unix sockets) has
  * every super-frame segmented in software on the way out (segmentFrame);
- * the addon completes partial checksums for such fds.
+ * the addon completes partial checksums for such fds. Every super-frame
+ * read is checked against its header (checkSuperFrame): a malformed one is
+ * dropped at its port (badGso) and reaches no element.
  */
 import { DropReason } from '../dataplane/counters.js';
 import type { Device } from '../dataplane/engine.js';
 import type { FramePool } from '../dataplane/pool.js';
 import type { FrameSink, Port } from '../dataplane/port.js';
 import type { NativeAddon } from './native.js';
-import { segmentFrame } from '../dataplane/segment.js';
+import { checkSuperFrame, segmentFrame } from '../dataplane/segment.js';
 import { GSO_MAX_SEGS, GsoError } from '../wire/gso.js';
 import { segmentsOf } from '../dataplane/segments-count.js';
 
@@ -172,7 +174,15 @@ export abstract class FdDevice implements Device {
       pool.inPort[h] = id;
       c.rxPackets++;
       c.rxBytes += pool.lengths[h];
-      c.rxSegments += segmentsOf(pool, h);
+      if (pool.meta8[h * 12 + 1] !== 0) {
+        // a super-frame whose bytes do not match its header (lengths, offsets, protocol): dropped here
+        if (checkSuperFrame(pool, h) !== 0) {
+          pool.free(h);
+          c.drop(DropReason.badGso);
+          continue;
+        }
+        c.rxSegments += segmentsOf(pool, h);
+      } else c.rxSegments++;
       if (sink !== null) sink.frame(h);
       if (!rx.push(h)) {
         pool.free(h);
