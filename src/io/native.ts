@@ -86,11 +86,9 @@
  *     h*slotSize + headroom as for a TAP.
  *   - Oversized: a frame longer than slotSize − headroom (MSG_TRUNC reports
  *     the real length), or one that would be after its VLAN tag is put back,
- *     is dropped and counted in stats().oversized. Beware: GSO/GRO
- *     super-frames (TCP from a veth peer with TSO on — the default — or GRO
- *     on a real NIC) are up to 64 KiB and are dropped this way; turn those
- *     offloads off on the sending veth (`ethtool -K PEER tso off gso off`)
- *     or the NIC (`gro off`) until the pool has super-frame slots.
+ *     is dropped and counted in stats().oversized — unless large spares are
+ *     given (offloads, see below): then GSO/GRO super-frames (TCP from a
+ *     veth peer with TSO on, the default, or GRO on a NIC) are read whole.
  *   - Errors: when the interface goes down the socket reports ENETDOWN once
  *     (readBatch throws it, or a writeBatch that gets there first counts it
  *     as a failed frame); the socket stays bound and receives again when
