@@ -9,17 +9,11 @@
  * unique prefix and is removed at the end, also on failure; every process
  * is stopped by its pid.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { DaemonLab, uniquePrefix } from '../src/lab/lab.js';
-import { addNs, floodPing, ip, iperf, pingTimes, poll, removeNetns, stop, summarize, type IperfResult, type Pair } from './lab-util.js';
-import { buildReference } from './reference.js';
+import { kernelBridge, kernelNat, tapForwarder, twoContainers, UPLINK_ARGS, uplinkOutside } from './lab-setups.js';
+import { addNs, floodPing, iperf, pingTimes, removeNetns, stop, summarize, type IperfResult, type Pair } from './lab-util.js';
 import type { Row } from './table.js';
-
-function tapfwdBin(): string {
-  const r = buildReference('tapfwd');
-  if ('error' in r) throw new Error(`C forwarder: ${r.error}`);
-  return r.bin;
-}
 
 export interface E2eOptions {
   seconds?: number;
@@ -33,15 +27,6 @@ const SETUPS: readonly Setup[] = ['kernel', 'cfwd', 'usernet', 'busy', 'knat', '
 /** the busy-poll window of the second usernet daemon */
 const BUSY_POLL_MS = 10;
 
-/** Start `lab`'s daemon with a bridge network `net`.0/24 and containers c1 and c2 (`net`.3) on it: the pair c1 → c2. */
-async function twoContainers(lab: DaemonLab, net: string, name: string): Promise<Pair> {
-  await lab.start();
-  lab.ok('network', 'create', '--subnet', `${net}.0/24`, 'bench');
-  lab.ok('run', '--name', 'c1', '--network', 'bench');
-  lab.ok('run', '--name', 'c2', '--network', 'bench');
-  return { name, client: lab.prefix + 'c1', server: lab.prefix + 'c2', serverIp: `${net}.3` };
-}
-
 export async function benchE2e(opts: E2eOptions = {}): Promise<Row[]> {
   const seconds = opts.seconds ?? 5;
   const pings = opts.pings ?? 1200;
@@ -51,7 +36,7 @@ export async function benchE2e(opts: E2eOptions = {}): Promise<Row[]> {
   const lab = new DaemonLab('bu');
   const busyLab = new DaemonLab('bp');
   const natLab = new DaemonLab('bn');
-  natLab.daemonArgs = ['--uplink', 'tap:unup0,ip=192.0.2.2/24,gw=192.0.2.1'];
+  natLab.daemonArgs = UPLINK_ARGS;
   busyLab.daemonArgs = ['--busy-poll', String(BUSY_POLL_MS)];
   const mkns = (n: string) => {
     const name = prefix + n;
@@ -63,78 +48,19 @@ export async function benchE2e(opts: E2eOptions = {}): Promise<Row[]> {
   const runs: Record<Setup, IperfResult[]> = { kernel: [], cfwd: [], usernet: [], busy: [], knat: [], unat: [] };
   try {
     // 1. kernel bridge over veth
-    {
-      const br = mkns('kbr');
-      const c1 = mkns('kc1');
-      const c2 = mkns('kc2');
-      ip('-n', br, 'link', 'add', 'br0', 'type', 'bridge');
-      ip('-n', br, 'link', 'set', 'br0', 'up');
-      for (const [ns, addr, veth] of [
-        [c1, '10.123.0.1/24', 'vk1'],
-        [c2, '10.123.0.2/24', 'vk2'],
-      ]) {
-        ip('-n', br, 'link', 'add', veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns);
-        ip('-n', br, 'link', 'set', veth, 'master', 'br0', 'up');
-        ip('-n', ns, 'addr', 'add', addr, 'dev', 'eth0');
-        ip('-n', ns, 'link', 'set', 'eth0', 'up');
-      }
-      pairs.kernel = { name: 'kernel bridge', client: c1, server: c2, serverIp: '10.123.0.2' };
-    }
+    pairs.kernel = kernelBridge(mkns, 'k', '10.123.0');
     // 2. the minimal C forwarder between two TAPs
-    {
-      const fwd = mkns('cfw');
-      const c1 = mkns('cc1');
-      const c2 = mkns('cc2');
-      const p = spawn('nsenter', [`--net=/run/netns/${fwd}`, '--', tapfwdBin(), 'tfa', 'tfb'], { stdio: ['ignore', 'pipe', 'ignore'] });
-      procs.push(p);
-      let ready = false;
-      p.stdout!.on('data', (d) => (ready ||= String(d).includes('ready')));
-      if (!(await poll(() => ready, 5000, 50))) throw new Error('timed out waiting');
-      for (const [tap, ns, addr] of [
-        ['tfa', c1, '10.124.0.1/24'],
-        ['tfb', c2, '10.124.0.2/24'],
-      ]) {
-        ip('-n', fwd, 'link', 'set', tap, 'netns', ns);
-        ip('-n', ns, 'link', 'set', tap, 'name', 'eth0');
-        ip('-n', ns, 'addr', 'add', addr, 'dev', 'eth0');
-        ip('-n', ns, 'link', 'set', 'eth0', 'up');
-      }
-      pairs.cfwd = { name: 'C forwarder', client: c1, server: c2, serverIp: '10.124.0.2' };
-    }
+    pairs.cfwd = await tapForwarder(mkns, procs, 'c', '10.124.0', false, 'C forwarder');
     // 3. usernet: a real daemon, two containers on one bridge network
     pairs.usernet = await twoContainers(lab, '10.125.0', 'usernet');
     // 4. usernet with adaptive busy-polling
     pairs.busy = await twoContainers(busyLab, '10.126.0', 'usernet busy-poll');
     // 5. kernel NAT: container → a router namespace doing nftables MASQUERADE → outside
-    {
-      const c = mkns('nc');
-      const r = mkns('nr');
-      const o = mkns('no');
-      ip('-n', r, 'link', 'add', 'in0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', c);
-      ip('-n', r, 'link', 'add', 'up0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', o);
-      for (const [ns, dev, addr] of [
-        [c, 'eth0', '10.130.0.2/24'],
-        [r, 'in0', '10.130.0.1/24'],
-        [r, 'up0', '192.0.2.2/24'],
-        [o, 'eth0', '192.0.2.1/24'],
-      ]) {
-        ip('-n', ns, 'addr', 'add', addr, 'dev', dev);
-        ip('-n', ns, 'link', 'set', dev, 'up');
-      }
-      ip('-n', c, 'route', 'add', 'default', 'via', '10.130.0.1');
-      execFileSync('ip', ['netns', 'exec', r, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
-      execFileSync('ip', ['netns', 'exec', r, 'nft', '-f', '-'], {
-        input: 'table ip nat {\n chain post {\n  type nat hook postrouting priority 100;\n  oifname "up0" masquerade\n }\n}\n',
-      });
-      pairs.knat = { name: 'kernel NAT', client: c, server: o, serverIp: '192.0.2.1' };
-    }
+    pairs.knat = kernelNat(mkns, 'n', '10.130.0');
     // 6. usernet NAT: a container → usernet's masquerade → the uplink TAP, whose kernel side is in an outside namespace
     {
       await natLab.start();
-      const o = mkns('uo');
-      ip('-n', natLab.hostNs, 'link', 'set', 'unup0', 'netns', o);
-      ip('-n', o, 'addr', 'add', '192.0.2.1/24', 'dev', 'unup0');
-      ip('-n', o, 'link', 'set', 'unup0', 'up');
+      const o = uplinkOutside(natLab, mkns, 'uo');
       natLab.ok('network', 'create', '--subnet', '10.131.0.0/24', 'bench');
       natLab.ok('run', '--name', 'c1', '--network', 'bench');
       pairs.unat = { name: 'usernet NAT', client: natLab.prefix + 'c1', server: o, serverIp: '192.0.2.1' };

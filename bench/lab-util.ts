@@ -1,11 +1,13 @@
 /**
  * What the benchmarks share: the numbers (median, round2), running a bench
  * file directly, namespaces (ip, inNs, addNs, quietNs, ethtoolK,
- * removeNetns), processes (sleep, poll, stop), and the measurements between
- * a client and a server namespace (iperf3 TCP, ping RTTs, the flood-ping
- * warm-up) with the medians and rows made of them.
+ * removeNetns), processes (sleep, poll, stop, cpuSeconds), and the
+ * measurements between a client and a server namespace (iperf3 TCP and UDP
+ * packet rate, ping RTTs, the flood-ping warm-up) with the medians and rows
+ * made of them.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { listNetns } from '../src/lab/lab.js';
 import type { Row } from './table.js';
@@ -113,12 +115,15 @@ export interface IperfResult {
   retransmits: number;
 }
 
-/** iperf3 TCP client → server for `seconds`: Gbit/s received and the sender's retransmits. The server is stopped by its pid. */
-export async function iperf(p: Pair, seconds: number): Promise<IperfResult> {
+/**
+ * iperf3 TCP client → server for `seconds` (`extra`: more client options, e.g. `-P 8`): Gbit/s
+ * received and the sender's retransmits. The server is stopped by its pid.
+ */
+export async function iperf(p: Pair, seconds: number, extra: string[] = []): Promise<IperfResult> {
   const server = spawn(...inNs(p.server, ['iperf3', '-s', '-1', '-p', '5201']), { stdio: 'ignore' });
   try {
     await sleep(300);
-    const r = spawnSync(...inNs(p.client, ['iperf3', '-c', p.serverIp, '-p', '5201', '-t', String(seconds), '-J']), { encoding: 'utf8', timeout: (seconds + 20) * 1000 });
+    const r = spawnSync(...inNs(p.client, ['iperf3', '-c', p.serverIp, '-p', '5201', '-t', String(seconds), '-J', ...extra]), { encoding: 'utf8', timeout: (seconds + 20) * 1000 });
     let j: { error?: string; end?: { sum_received: { bits_per_second: number }; sum_sent: { retransmits?: number } } };
     try {
       j = JSON.parse(r.stdout);
@@ -130,6 +135,56 @@ export async function iperf(p: Pair, seconds: number): Promise<IperfResult> {
   } finally {
     await stop(server);
   }
+}
+
+/** Packets received so far by every interface but lo in namespace `ns` (`ip -s link`). */
+export function rxPackets(ns: string): number {
+  const links = JSON.parse(execFileSync('ip', ['-n', ns, '-j', '-s', 'link', 'show'], { encoding: 'utf8' })) as Array<{ ifname: string; stats64?: { rx: { packets: number } } }>;
+  return links.reduce((a, l) => a + (l.ifname === 'lo' ? 0 : (l.stats64?.rx.packets ?? 0)), 0);
+}
+
+export interface UdpResult {
+  /** packets/s the server's interfaces received (what the path delivered) */
+  delivered: number;
+  /** packets/s the iperf3 server read (its socket drops the rest when it falls behind on a busy machine) */
+  received: number;
+}
+
+/**
+ * iperf3 UDP client → server for `seconds`, `len`-byte payloads sent as fast as the client can
+ * (-b 0; bounded by `seconds`).
+ */
+export async function udpPps(p: Pair, seconds: number, len = 64): Promise<UdpResult> {
+  const server = spawn(...inNs(p.server, ['iperf3', '-s', '-1', '-p', '5202']), { stdio: 'ignore' });
+  try {
+    await sleep(300);
+    const args = ['iperf3', '-c', p.serverIp, '-p', '5202', '-u', '-l', String(len), '-b', '0', '-t', String(seconds), '-J'];
+    const rx0 = rxPackets(p.server);
+    const r = spawnSync(...inNs(p.client, args), { encoding: 'utf8', timeout: (seconds + 20) * 1000 });
+    const rx = rxPackets(p.server) - rx0;
+    let j: { error?: string; end?: { sum_sent?: { seconds: number }; sum_received?: { bytes: number; seconds: number } } };
+    try {
+      j = JSON.parse(r.stdout);
+    } catch {
+      throw new Error(`iperf3 -u (${p.name}): ${r.error?.message ?? r.stderr}`);
+    }
+    const got = j.end?.sum_received;
+    const sent = j.end?.sum_sent;
+    if (j.error || !got || !sent) throw new Error(`iperf3 -u (${p.name}): ${j.error ?? 'no summary'}`);
+    return { delivered: rx / sent.seconds, received: got.bytes / len / got.seconds };
+  } finally {
+    await stop(server);
+  }
+}
+
+/** clock ticks per second of /proc/PID/stat's times */
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+/** CPU seconds (user + system, all threads) process `pid` has used so far, from /proc/PID/stat. */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // f[0] is field 3 (state)
+  return (Number(f[11]) + Number(f[12])) / CLK_TCK; // fields 14 (utime) and 15 (stime)
 }
 
 /** Per-reply RTTs in µs of `count` pings at 5 ms spacing. */

@@ -66,7 +66,8 @@ import { isRoot } from '../src/lab/lab.js';
 import { KeyRing, randomKey, Sealer } from '../src/overlay/seal.js';
 import { Vtep } from '../src/overlay/vtep.js';
 import { checksum } from '../src/wire/checksum.js';
-import { ethtoolK, floodPing, inNs, ip, iperf, isMain, median, pingTimes, poll, printRows, quietNs, round2, summarize, type IperfResult, type Pair } from './lab-util.js';
+import { kernelVtep } from './lab-setups.js';
+import { floodPing, inNs, iperf, isMain, median, pingTimes, poll, printRows, round2, summarize, type IperfResult, type Pair } from './lab-util.js';
 import { buildReference } from './reference.js';
 import type { Row } from './table.js';
 
@@ -359,27 +360,6 @@ function benchInProcess(seconds: number, reps: number, verbose: boolean): Row[] 
 const SETUPS = ['usernet', 'kernel', 'knogso'] as const;
 type Setup = (typeof SETUPS)[number];
 
-/**
- * A kernel VTEP namespace `host` at `addr` on the lab's underlay (vxlan vx0
- * to `remote`, bridged with a veth to namespace `ctr`, whose eth0 gets
- * `cidr` and MTU 1450); `noGso` turns TSO/GSO off on eth0, so TCP sends
- * MTU-sized packets as it does into usernet's TAPs.
- */
-function kernelVtep(lab: ClusterLab, host: string, ctr: string, addr: string, remote: string, cidr: string, noGso: boolean): void {
-  lab.addMember(host, addr);
-  quietNs(ctr);
-  ip('-n', host, 'link', 'add', 'vx0', 'type', 'vxlan', 'id', String(VNI), 'dstport', String(UDP_PORT), 'local', addr, 'remote', remote, 'dev', 'ul0');
-  ip('-n', host, 'link', 'add', 'br0', 'type', 'bridge');
-  ip('-n', host, 'link', 'add', 'kv0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ctr);
-  ip('-n', host, 'link', 'set', 'vx0', 'mtu', '1450', 'master', 'br0', 'up');
-  ip('-n', host, 'link', 'set', 'kv0', 'mtu', '1450', 'master', 'br0', 'up');
-  ip('-n', host, 'link', 'set', 'br0', 'up');
-  ip('-n', ctr, 'link', 'set', 'eth0', 'mtu', '1450');
-  ip('-n', ctr, 'addr', 'add', cidr, 'dev', 'eth0');
-  ip('-n', ctr, 'link', 'set', 'eth0', 'up');
-  if (noGso) ethtoolK(ctr, 'eth0', 'tso', 'off', 'gso', 'off');
-}
-
 async function benchE2e(seconds: number, rounds: number, pings: number, verbose: boolean): Promise<Row[]> {
   const lab = new ClusterLab(3);
   const say = (s: string) => verbose && process.stderr.write(`overlay e2e: ${s}\n`);
@@ -399,10 +379,10 @@ async function benchE2e(seconds: number, rounds: number, pings: number, verbose:
     const c2Ip: string = JSON.parse(h2.ok('inspect', 'c2'))[0].NetworkSettings.Networks.bench.IPAddress;
     // the anchors: pairs of kernel VTEPs on the same underlay bridge
     const P = lab.prefix;
-    kernelVtep(lab, `${P}kh1`, `${P}kc1`, '198.18.0.51', '198.18.0.52', '10.30.0.1/24', false);
-    kernelVtep(lab, `${P}kh2`, `${P}kc2`, '198.18.0.52', '198.18.0.51', '10.30.0.2/24', false);
-    kernelVtep(lab, `${P}kh3`, `${P}kc3`, '198.18.0.53', '198.18.0.54', '10.31.0.1/24', true);
-    kernelVtep(lab, `${P}kh4`, `${P}kc4`, '198.18.0.54', '198.18.0.53', '10.31.0.2/24', true);
+    kernelVtep(lab, `${P}kh1`, `${P}kc1`, '198.18.0.51', '198.18.0.52', '10.30.0.1/24', false, VNI, UDP_PORT);
+    kernelVtep(lab, `${P}kh2`, `${P}kc2`, '198.18.0.52', '198.18.0.51', '10.30.0.2/24', false, VNI, UDP_PORT);
+    kernelVtep(lab, `${P}kh3`, `${P}kc3`, '198.18.0.53', '198.18.0.54', '10.31.0.1/24', true, VNI, UDP_PORT);
+    kernelVtep(lab, `${P}kh4`, `${P}kc4`, '198.18.0.54', '198.18.0.53', '10.31.0.2/24', true, VNI, UDP_PORT);
     const pairs: Record<Setup, Pair> = {
       usernet: { name: 'usernet overlay', client: h1.prefix + 'c1', server: h2.prefix + 'c2', serverIp: c2Ip },
       kernel: { name: 'kernel vxlan', client: `${P}kc1`, server: `${P}kc2`, serverIp: '10.30.0.2' },
