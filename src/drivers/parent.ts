@@ -10,6 +10,7 @@
 import type { Engine } from '../dataplane/engine.js';
 import type { FramePool } from '../dataplane/pool.js';
 import type { Port, PortIds } from '../dataplane/port.js';
+import { segmentsOf } from '../dataplane/segments-count.js';
 import { IpvlanSwitch } from '../switch/ipvlan.js';
 import { MacvlanSwitch } from '../switch/macvlan.js';
 import type { ParentDemux } from '../switch/parent-demux.js';
@@ -125,6 +126,6 @@ function trackFlows(ct: Conntrack, engine: Engine): (pool: FramePool, h: number,
       if (f < 0) return;
       hit = f << 1;
     }
-    ct.seen(hit >> 1, hit & 1, flags, len - 14, now);
+    ct.seen(hit >> 1, hit & 1, flags, len - 14, now, segmentsOf(pool, h));
   };
 }
