@@ -1,11 +1,16 @@
-# Builds build/Release/usernet.node from native/usernet.cc (`npx node-gyp rebuild`).
+# Builds build/Release/usernet.node from native/*.cc (`npx node-gyp rebuild`):
+# addon.cc (the N-API class), core.cc (the shared batch I/O core), one file
+# per device kind (tap, packet, tunnel, unix, stream), watch.cc, open.cc.
 # node-addon-api with C++ exceptions enabled (NAPI_CPP_EXCEPTIONS via
 # node_addon_api_except), Node-API version 8, -O2.
 {
   'targets': [
     {
       'target_name': 'usernet',
-      'sources': [ 'native/usernet.cc' ],
+      'sources': [
+        'native/addon.cc', 'native/core.cc', 'native/watch.cc', 'native/open.cc',
+        'native/tap.cc', 'native/packet.cc', 'native/tunnel.cc', 'native/unix.cc', 'native/stream.cc',
+      ],
       'dependencies': [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except",
       ],

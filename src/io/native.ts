@@ -1,5 +1,9 @@
 /**
- * The native addon (native/usernet.cc, built by node-gyp from binding.gyp).
+ * The native addon (native/*.cc, built by node-gyp from binding.gyp):
+ * addon.cc holds the N-API class, core.h/.cc the shared batch I/O core, and
+ * each fd the addon opens is one device object of a kind with its own file
+ * (tap.cc, packet.cc, tunnel.cc, unix.cc, stream.cc). Each of those files
+ * starts with the part of this contract it implements.
  *
  * Contract:
  * - bindPool() is called once with the FramePool's ArrayBuffer and its
