@@ -21,6 +21,9 @@
  * when it does not fit a small slot. A device whose fd cannot take them
  * (`takesGso` false: a TAP without offloads, QEMU's unix sockets) has
  * every super-frame segmented in software on the way out (segmentFrame);
+ * one that takes them gets consecutive segments of one TCP flow coalesced
+ * into a super-frame first (groMerge: software GRO, e.g. what the overlay
+ * decapsulates or a parent without GRO delivers);
  * the addon completes partial checksums for such fds. Every super-frame
  * read is checked against its header (checkSuperFrame): a malformed one is
  * dropped at its port (badGso) and reaches no element.
@@ -31,6 +34,7 @@ import type { FramePool } from '../dataplane/pool.js';
 import type { FrameSink, Port } from '../dataplane/port.js';
 import type { NativeAddon } from './native.js';
 import { checkSuperFrame, segmentFrame } from '../dataplane/segment.js';
+import { groMerge } from '../dataplane/gro.js';
 import { GSO_MAX_SEGS, GsoError } from '../wire/gso.js';
 import { segmentsOf } from '../dataplane/segments-count.js';
 
@@ -211,7 +215,8 @@ export abstract class FdDevice implements Device {
     const out = this.out;
     const sink = this.captureSink;
     while (!tx.empty) {
-      const n = this.pending === null ? tx.popInto(out, out.length) : this.popSegmented();
+      // a device that takes super-frames gets runs of one flow's segments coalesced (software GRO)
+      const n = this.pending === null ? groMerge(pool, out, tx.popInto(out, out.length)) : this.popSegmented();
       if (n === 0) continue;
       const r = this.native.writeBatch(this.fd, this.outId, n);
       const consumed = r & 0xffff;
