@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: every benchmark beside its anchor, one table.
  *   --quick      shorter runs (for a smoke check)
- *   --only NAME  switch | nat | e2e | compose | overlay | parent | robustness | offload
+ *   --only NAME  switch | nat | e2e | compose | overlay | seal | parent | robustness | latency | offload
  * offload (issue 12's table) also takes:
  *   --seconds N  seconds per iperf3 run (default 5; --quick 2)
  *   --rounds N   interleaved rounds (default 2; --quick 1)
@@ -10,6 +10,7 @@
 import { isRoot } from '../src/lab/lab.js';
 import { benchCompose } from './compose.js';
 import { benchE2e } from './e2e.js';
+import { benchLatency } from './latency.js';
 import { benchNat } from './nat.js';
 import { benchOffload } from './offload.js';
 import { benchOverlay } from './overlay.js';
@@ -52,6 +53,7 @@ async function main(): Promise<void> {
     if (isRoot) rows.push(...(await benchRobustness(quick ? QUICK : FULL))); // SYN/MAC floods beside kernel anchors, and a soak
     else process.stderr.write('*** SKIPPED robustness benchmarks: they need root ***\n');
   }
+  if ((!only || only === 'latency') && isRoot) rows.push(...(await benchLatency(quick ? { pings: 300, rounds: 2, idleSeconds: 5, fastPings: 1000, flood: 5000 } : {})));
   if (!only || only === 'offload') {
     // issue 12: every path beside its anchor, with the targets (root; it says so when skipped)
     const o = { seconds: num('--seconds', quick ? 2 : 5), rounds: num('--rounds', quick ? 1 : 2), verbose: args.includes('--verbose') };

@@ -70,10 +70,10 @@ export async function main(argv: string[]): Promise<number> {
     .option('--netns-prefix <prefix>', 'prefix of the namespaces made for containers', 'usernet-')
     .option('--log-level <level>', 'trace|debug|info|warn|error', 'info')
     .option('--offload <on|off>', 'super-frames on every TAP and parent interface: TSO and checksum offload with the containers\' kernels (off: one frame per MTU, as before)', 'on')
-    .option('--busy-poll <ms>', 'after traffic, poll without sleeping for this long (lower latency, one core busy while traffic flows; 0 = off)', '0')
+    .option('--busy-poll <ms>', 'poll this long after every burst of traffic instead of sleeping (lowest latency, a core busy while traffic flows). Default: adaptive (polls only while frames come less than 0.05 ms apart; an idle daemon sleeps). 0 = never poll')
     .action(async (o) => {
-      const busyPollMs = Number(o.busyPoll);
-      if (!Number.isFinite(busyPollMs) || busyPollMs < 0 || busyPollMs > 1000) throw new Error(`invalid --busy-poll "${o.busyPoll}": milliseconds from 0 to 1000`);
+      const busyPollMs = o.busyPoll === undefined ? undefined : Number(o.busyPoll);
+      if (busyPollMs !== undefined && (!/^[0-9.]+$/.test(o.busyPoll) || !Number.isFinite(busyPollMs) || busyPollMs < 0 || busyPollMs > 1000)) throw new Error(`invalid --busy-poll "${o.busyPoll}": milliseconds from 0 to 1000`);
       if (o.offload !== 'on' && o.offload !== 'off') throw new Error(`invalid --offload "${o.offload}": on or off`);
       const { runDaemon } = await import('./daemon-run.js');
       exitCode = await runDaemon({

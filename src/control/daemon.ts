@@ -54,7 +54,7 @@ export interface DaemonOptions {
   logLevel: string;
   /** upstream resolvers for names the embedded DNS does not know */
   dns?: string[];
-  /** adaptive busy-poll window after traffic (ms, 0 = off) */
+  /** a fixed busy-poll window after traffic (ms); 0 = never poll; undefined = adaptive */
   busyPollMs?: number;
   /** super-frames (TSO, checksum offload) on TAPs and parents (default true); a network may turn them off */
   offload?: boolean;
@@ -96,7 +96,9 @@ export class Daemon {
       join(opts.stateDir, 'netns.json'),
       this.state.containers().flatMap((c) => (c.networkMode === 'default' ? [this.netnsName(c)!] : [])),
     );
-    this.runtime.engine.busyPollMs = opts.busyPollMs ?? 0;
+    // --busy-poll MS: a fixed polling window; 0: never poll; unset: adaptive (engine.ts)
+    if (opts.busyPollMs === 0) this.runtime.engine.adaptivePoll = false;
+    else this.runtime.engine.busyPollMs = opts.busyPollMs ?? 0;
     this.dns = new EmbeddedDns(this.state, opts.dns ?? [], log);
     this.attachments = new AttachmentStore(join(opts.stateDir, 'attachments.json'), this.state, this.runtime, log);
     // DHCP leases are taken addresses; attachments keep their network in use
