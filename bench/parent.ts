@@ -142,7 +142,7 @@ async function benchMacvlan(seconds: number, rounds: number, pings: number, say:
   const tcp = `macvlan iperf3 TCP ${seconds}s ×${rounds} (median), endpoint → lan host`;
   const fair = 'kernel macvlan, same veth (offloads off)';
   return [
-    tcpRow(tcp, 'usernet', 'kernel', fair, `rounds ${list('usernet')} (kernel ${list('kernel')}); retransmits ${retr('usernet')} (${retr('kernel')}); fair anchor: TSO/GSO/GRO off on the shared veth, as usernet's AF_PACKET parent needs`),
+    tcpRow(tcp, 'usernet', 'kernel', fair, `rounds ${list('usernet')} (kernel ${list('kernel')}); retransmits ${retr('usernet')} (${retr('kernel')}); TSO/GSO/GRO off on the shared veth (usernet no longer needs it: see --only offload for offloads on)`),
     tcpRow(tcp, 'usernet', 'kernelTso', 'kernel macvlan, offloads on', `rounds ${list('kernelTso')}; TSO/GSO/GRO on on the veth (kernel default): super-frames, not like for like`),
     rttRow(`macvlan ping RTT p50 (${pings} pings), endpoint → lan host`, 'usernet', 'kernel', fair, `added ${(t('usernet') - t('kernel')).toFixed(1)} µs`),
   ];

@@ -50,8 +50,8 @@ describe.runIf(root)('super-frames on every path', () => {
     return lines;
   }
 
-  function iperf(from: string, to: string, host: string, port: number): number {
-    const srv = spawn('ip', ['netns', 'exec', to, 'iperf3', '-s', '-1', '-p', String(port)], { stdio: 'ignore' });
+  function iperf(from: string, to: string, host: string, port: number, listen = port): number {
+    const srv = spawn('ip', ['netns', 'exec', to, 'iperf3', '-s', '-1', '-p', String(listen)], { stdio: 'ignore' });
     procs.push(srv);
     spawnSync('sleep', ['0.3']);
     const r = inNs(from, 'iperf3', '-c', host, '-p', String(port), '-t', '2', '-J');
@@ -141,6 +141,7 @@ describe.runIf(root)('super-frames on every path', () => {
     await roundTrip(outside, ns('a2'), '192.0.2.2', 8080, 9000);
     await roundTrip(ns('a1'), ns('a2'), '192.0.2.2', 8080, 9000); // hairpin through the uplink address
     await roundTrip(ns('s1'), ns('a2'), '192.0.2.2', 8080, 9000); // from a network without offloads
+    expect(iperf(outside, ns('a2'), '192.0.2.2', 8080, 9000)).toBeGreaterThan(10_000_000);
   }, 90_000);
 
   it('hand-made virtio-net headers: malformed super-frames are counted and dropped at the port and reach no other container; a valid one arrives whole', async () => {
@@ -188,10 +189,12 @@ describe.runIf(root)('super-frames on every path', () => {
     d.ok('run', '--name', 'm1', '--network', 'mv');
     await roundTrip(lan, ns('m1'), ctrIp('m1', 'mv'), 9104);
     await roundTrip(ns('m1'), lan, '10.233.0.1', 9105);
+    expect(iperf(ns('m1'), lan, '10.233.0.1', 5203)).toBeGreaterThan(10_000_000);
     d.ok('network', 'create', '-d', 'ipvlan', '--subnet', '10.234.0.0/24', '--gateway', '10.234.0.1', '-o', 'parent=lan1', 'iv');
     d.ok('run', '--name', 'i1', '--network', 'iv');
     await roundTrip(ipl, ns('i1'), ctrIp('i1', 'iv'), 9106);
     await roundTrip(ns('i1'), ipl, '10.234.0.1', 9107);
+    expect(iperf(ipl, ns('i1'), ctrIp('i1', 'iv'), 5204)).toBeGreaterThan(10_000_000);
   }, 90_000);
 });
 
