@@ -33,7 +33,7 @@
  * summed at most once (a frame that ended a run because it failed a check
  * is remembered; one that only differed starts the next run).
  */
-import { checksum, fold } from '../wire/checksum.js';
+import { checksum, fold, sum32 } from '../wire/checksum.js';
 import { type FramePool, GSO_TCPV4, M_CSUM_OFFSET, M_CSUM_START, M_GSO_SIZE, M_HDR_LEN, META_BYTES, META_DATA_VALID, META_NEEDS_CSUM, META_STRIDE } from './pool.js';
 
 /** most segments in one super-frame (a bound, as Linux's 64 per GRO packet) */
@@ -68,18 +68,7 @@ function plainTcp4(b: Uint8Array, off: number, len: number): number {
 /** The TCP checksum of the (structurally checked) frame verifies. */
 function tcpSumOk(v: DataView, b: Uint8Array, off: number, len: number): boolean {
   const tl = len - L4;
-  let s = v.getUint32(off + 26) + v.getUint32(off + 30) + 6 + tl; // pseudo-header
-  const end = off + len;
-  let i = off + L4;
-  const end16 = i + (tl & ~15);
-  const end4 = i + (tl & ~3);
-  for (; i < end16; i += 16) s += v.getUint32(i) + v.getUint32(i + 4) + v.getUint32(i + 8) + v.getUint32(i + 12);
-  for (; i < end4; i += 4) s += v.getUint32(i);
-  if (i + 2 <= end) {
-    s += v.getUint16(i);
-    i += 2;
-  }
-  if (i < end) s += b[i] << 8;
+  const s = sum32(v, b, off + L4, tl, v.getUint32(off + 26) + v.getUint32(off + 30) + 6 + tl); // pseudo-header, then the segment
   return fold(s) === 0xffff;
 }
 
