@@ -71,7 +71,7 @@ import { DropReason } from '../dataplane/counters.js';
 import type { FramePool } from '../dataplane/pool.js';
 import type { FrameSink } from '../dataplane/port.js';
 import type { Ring } from '../dataplane/ring.js';
-import { wireLength } from '../dataplane/segments-count.js';
+import { segmentsOf, wireLength } from '../dataplane/segments-count.js';
 import { LEARN_FULL, LEARN_PORT_LIMIT, LEARN_STATIC } from './mac-table.js';
 import { SwitchControl, type LearningSwitchOptions } from './switch-control.js';
 
@@ -147,6 +147,9 @@ export class LearningSwitch extends SwitchControl {
     let rxB = 0;
     let txP = 0;
     let txB = 0;
+    // wire segments: a super-frame counts as the segments it stands for
+    let rxS = 0;
+    let txS = 0;
 
     for (let pi = 0; pi < nm; pi++) {
       const ip = members[pi];
@@ -165,6 +168,8 @@ export class LearningSwitch extends SwitchControl {
           const len = lengths[h];
           rxP++;
           rxB += len;
+          const sg = pool.meta8[h * 12 + 1] === 0 ? 1 : segmentsOf(pool, h);
+          rxS += sg;
           if (sink !== null) sink.frame(h);
           if (len < 14) {
             this.drop(h, RUNT);
@@ -253,6 +258,7 @@ export class LearningSwitch extends SwitchControl {
               if ((txById[outId] as Ring).push(h)) {
                 txP++;
                 txB += len;
+                txS += sg;
               } else this.drop(h, RING_FULL);
               continue;
             }
@@ -261,6 +267,7 @@ export class LearningSwitch extends SwitchControl {
           const sent = this.flood(h, wl, pi, o);
           txP += sent;
           txB += len * sent;
+          txS += sg * sent;
         }
         if (n < batch) break;
       }
@@ -270,6 +277,8 @@ export class LearningSwitch extends SwitchControl {
     c.rxBytes += rxB;
     c.txPackets += txP;
     c.txBytes += txB;
+    c.rxSegments += rxS;
+    c.txSegments += txS;
   }
 
   /** Flood h to every member but `skip` that is up and takes `len`; returns copies sent. */
