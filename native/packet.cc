@@ -77,6 +77,10 @@ class PacketDevice : public Device {
     uint32_t filled = 0;
     uint32_t dropped = 0;
     uint32_t k = 0;  // large spares used (large[0..k))
+    // no spare left (the pool's large slots are all in use): read as without
+    // offloads, dropping super-frames as oversized, rather than not reading
+    // at all (the socket would stay readable and the loop spin)
+    if (largeCount == 0) large = nullptr;
     while (filled < count) {
       uint32_t want = count - filled < kMmsgBatch ? count - filled : kMmsgBatch;
       // every frame of the call gets a tail in its own spare (large[k + j])
