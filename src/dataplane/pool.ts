@@ -42,6 +42,15 @@
  * whose overflow lands in a spare large slot (see src/io/native.ts), so
  * large slots are only held by frames that need them.
  *
+ * Click-style header annotations, set by the router's input parse, valid
+ * only inside the router (as Click's network_header/transport_header, set
+ * once by the element that parses so later code takes the frame only):
+ *   l3[h]     network header offset (from the frame's first byte)
+ *   l4[h]     transport header offset (from the frame's first byte)
+ *   ipLen[h]  the IP total length
+ * alloc() does not reset them (stale until the next parse), clone() copies
+ * them; prepend/consume do not adjust them.
+ *
  * The native addon is bound to `buffer`, `offsets`, `lengths` and `meta`
  * once (see src/io/native.ts) and reads/writes frames straight into the slots.
  */
@@ -92,6 +101,10 @@ export class FramePool {
   readonly meta: Uint16Array;
   /** the same bytes, META_BYTES per frame: meta8[h*12] = flags, meta8[h*12+1] = gsoType */
   readonly meta8: Uint8Array;
+  /** header annotations (see above): network / transport header offsets from the frame's first byte, IP total length */
+  readonly l3: Uint16Array;
+  readonly l4: Uint16Array;
+  readonly ipLen: Uint16Array;
   readonly largeCapacity: number;
   readonly largeSlotSize: number;
   /** largest frame a large slot holds */
@@ -133,6 +146,9 @@ export class FramePool {
     this.inPort = new Uint16Array(this.handles);
     this.meta = new Uint16Array(this.handles * META_STRIDE);
     this.meta8 = new Uint8Array(this.meta.buffer);
+    this.l3 = new Uint16Array(this.handles);
+    this.l4 = new Uint16Array(this.handles);
+    this.ipLen = new Uint16Array(this.handles);
     this.freeStack = new Uint32Array(this.capacity);
     this.live = new Uint8Array(this.handles);
     for (let i = 0; i < this.capacity; i++) this.freeStack[i] = this.capacity - 1 - i;
@@ -234,6 +250,9 @@ export class FramePool {
     this.lengths[c] = len;
     this.inPort[c] = this.inPort[h];
     this.copyMeta(c, h);
+    this.l3[c] = this.l3[h];
+    this.l4[c] = this.l4[h];
+    this.ipLen[c] = this.ipLen[h];
     return c;
   }
 

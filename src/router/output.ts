@@ -315,11 +315,19 @@ export class RouterOutput implements ArpHost {
    * reply in place (from that address, back to the sender's MAC); UDP →
    * port unreachable; TCP (not RST) → RST; other protocols → protocol
    * unreachable; the frame is freed (unsupported) unless it became the reply.
+   * Reads the header annotations (pool.ts: l3, l4, ipLen).
    */
-  answer(h: number, i: number, li: number, off: number, l3: number, proto: number, p: number, pl: number, total: number, ff: number, flags: number): void {
-    const b = this.pool.bytes;
+  answer(h: number, i: number, li: number): void {
+    const pool = this.pool;
+    const b = pool.bytes;
     const t = this.t;
-    if ((ff & IPV4_MF) !== 0) return this.drop(h, DropReason.unsupported, i); // no reassembly
+    const off = pool.offsets[h];
+    const l3 = off + pool.l3[h];
+    if ((u16(b, l3 + IPV4.FLAGS_FRAG) & IPV4_MF) !== 0) return this.drop(h, DropReason.unsupported, i); // no reassembly
+    const proto = b[l3 + IPV4.PROTO];
+    const p = off + pool.l4[h];
+    const total = pool.ipLen[h];
+    const pl = total - (p - l3);
     if (proto === IpProto.ICMP) {
       if (b[p] !== 8 || b[p + 1] !== 0) return this.drop(h, DropReason.unsupported, i);
       if (!verifyChecksum(b, p, pl)) return this.drop(h, DropReason.badChecksum, i);
@@ -331,7 +339,7 @@ export class RouterOutput implements ArpHost {
     }
     if (proto === IpProto.UDP) this.sendError(h, i, t.ip[li], 3, 3, 0, false);
     else if (proto === IpProto.TCP) {
-      if ((flags & 0x04) === 0) this.sendRst(h, i);
+      if ((b[p + 13] & 0x04) === 0) this.sendRst(h, i);
     } else this.sendError(h, i, t.ip[li], 3, 2, 0, false);
     this.drop(h, DropReason.unsupported, i);
   }

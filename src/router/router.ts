@@ -45,6 +45,9 @@
  * needed, else cut into segments that fit (output.ts), never fragmented.
  * A local UDP service gets them segmented (local-udp.ts).
  * sendFrom() queues a frame built elsewhere for the next process().
+ * Once ipIn() has checked a packet it sets the frame's header annotations
+ * (pool.ts: l3, l4, ipLen, as Click's network/transport header): the
+ * per-frame steps after it take the frame and read them, or the bytes.
  *
  * Counters: `counters` (all ifaces) and ifaceCounters(id): rx = frames
  * taken in, tx = frames sent (generated ones included), rx/txSegments
@@ -292,7 +295,12 @@ export class Router {
     const total = u16(b, l3 + IPV4.TOTAL_LEN);
     if (total < hl || ETH.HLEN + total > len) return this.drop(h, R.malformed, i);
     if (!headerSumOk(b, l3, hl)) return this.drop(h, R.badChecksum, i);
-    this.pool.lengths[h] = ETH.HLEN + total; // Ethernet padding off
+    const pool = this.pool;
+    pool.lengths[h] = ETH.HLEN + total; // Ethernet padding off
+    // header annotations (pool.ts): what follows takes the frame and reads them
+    pool.l3[h] = ETH.HLEN;
+    pool.l4[h] = ETH.HLEN + hl;
+    pool.ipLen[h] = total;
     // addresses and ports as int32 all along (small integers: nothing boxed)
     const src = u32(b, l3 + IPV4.SRC) | 0;
     const dst = u32(b, l3 + IPV4.DST) | 0;
@@ -303,7 +311,7 @@ export class Router {
     if (src === t.ip[i] || (t.kind[i] === KIND_NETWORK && !t.inSubnet(i, src))) return this.drop(h, R.filtered, i);
     const proto = b[l3 + IPV4.PROTO];
     const ff = u16(b, l3 + IPV4.FLAGS_FRAG);
-    if ((ff & IPV4_FRAG_MASK) !== 0) return this.laterFragment(h, i, l3, src, dst, proto, total, ff);
+    if ((ff & IPV4_FRAG_MASK) !== 0) return this.laterFragment(h, i);
     const p = l3 + hl;
     const pl = total - hl;
     let tracked = false;
@@ -334,9 +342,9 @@ export class Router {
       const r = ct.find(proto, src, dst, ports);
       // ICMP echo is keyed by its type too (as Linux's conntrack): requests go the way the flow was made, replies back;
       // a request in the reply direction is not the flow's (the answering side cannot ping in through it)
-      if (r >= 0 && (icmpType < 0 || (icmpType === 8) === ((r & 1) === CT_ORIGINAL))) return this.established(h, i, l3, r >>> 1, r & 1, flags, total, ff);
+      if (r >= 0 && (icmpType < 0 || (icmpType === 8) === ((r & 1) === CT_ORIGINAL))) return this.established(h, i, r >>> 1, r & 1);
     }
-    if (icmpType === 3 || icmpType === 4 || icmpType === 11 || icmpType === 12) return this.icmpErrorIn(h, i, l3, total, dst);
+    if (icmpType === 3 || icmpType === 4 || icmpType === 11 || icmpType === 12) return this.icmpErrorIn(h, i);
     if (icmpType === 5) return this.drop(h, R.unsupported, i); // redirects are for the router, never passed on
     // an internal network starts nothing outside its subnet (the host's flows into it are answered above)
     if (t.internal[i] === 1 && !t.inSubnet(i, dst)) return this.unreachable(h, i, 0);
@@ -347,10 +355,9 @@ export class Router {
       if (li === i && proto === IpProto.UDP && (ff & IPV4_MF) === 0 && this.udp.unicastIn(h, i, ports & 0xffff)) return;
       if (tracked && proto !== IpProto.ICMP && t.kind[li] !== KIND_NETWORK) {
         const k = (proto === IpProto.TCP ? 0 : 65536) + (ports & 0xffff);
-        const tp = t.pubPort[k];
-        if (tp >= 0) return this.dnat(h, i, l3, proto, src, ports, dst, t.pubIp[k], tp, flags, total, ff);
+        if (t.pubPort[k] >= 0) return this.dnat(h, i, k);
       }
-      return this.out.answer(h, i, li, off, l3, proto, p, pl, total, ff, flags);
+      return this.out.answer(h, i, li);
     }
     const e = t.route(dst);
     if (e < 0 || t.nextHop(e, dst) === 0) return this.unreachable(h, i, 0);
@@ -360,68 +367,87 @@ export class Router {
     if (!tracked) {
       // untracked protocols pass only where no NAT is needed (host link ↔ network)
       if (pol !== POLICY_PLAIN || icmpType >= 0) return this.drop(h, pol === POLICY_PLAIN ? R.filtered : R.unsupported, i);
-      if (!this.checks(h, i, e, l3, total, ff)) return;
+      if (!this.checks(h, i, e)) return;
       decTtl(b, l3);
       return this.out.forward(h, e, dst);
     }
     // no flow is born from a RST or an echo reply
     if ((proto === IpProto.TCP && (flags & TCP_RST) !== 0) || icmpType === 0) return this.drop(h, R.filtered, i);
-    if (!this.checks(h, i, e, l3, total, ff)) return;
+    if (!this.checks(h, i, e)) return;
     const f = this.flows.make(proto, src, ports >>> 16, dst, ports & 0xffff, dst, ports & 0xffff, pol === POLICY_MASQ ? t.ip[e] : src, i, e, this.now);
     if (f < 0) return this.drop(h, R.filtered, i);
-    this.pass(h, e, l3, f, CT_ORIGINAL, flags, total, ff);
+    this.pass(h, e, f, CT_ORIGINAL);
   }
 
-  /** A packet of a known flow. */
-  private established(h: number, i: number, l3: number, f: number, dir: number, flags: number, total: number, ff: number): void {
+  /** The network header's position in pool.bytes (its annotation). */
+  private l3Of(h: number): number {
+    return this.pool.offsets[h] + this.pool.l3[h];
+  }
+
+  /** A packet of a known flow: flow f, direction dir. */
+  private established(h: number, i: number, f: number, dir: number): void {
     const m = this.ct.mark[f];
     if ((m & MARK_VALID) === 0 || i !== (dir === CT_ORIGINAL ? markIn(m) : markOut(m))) return this.drop(h, R.filtered, i);
     const e = dir === CT_ORIGINAL ? markOut(m) : markIn(m);
     if (this.t.active[e] === 0) return this.drop(h, R.portDown, i);
-    if (!this.checks(h, i, e, l3, total, ff)) return;
-    this.pass(h, e, l3, f, dir, flags, total, ff);
+    if (!this.checks(h, i, e)) return;
+    this.pass(h, e, f, dir);
   }
 
-  /** A new flow to a published port. */
-  private dnat(h: number, i: number, l3: number, proto: number, src: number, ports: number, dst: number, target: number, tport: number, flags: number, total: number, ff: number): void {
+  /** A new flow to published port k (TCP/UDP, t.pubPort[k] ≥ 0). */
+  private dnat(h: number, i: number, k: number): void {
     const t = this.t;
+    const target = t.pubIp[k];
     const e = t.route(target);
     if (e < 0 || t.kind[e] !== KIND_NETWORK || t.internal[e] === 1 || !t.inSubnet(e, target)) return this.drop(h, R.filtered, i);
-    if (proto === IpProto.TCP && (flags & TCP_RST) !== 0) return this.drop(h, R.filtered, i);
-    if (!this.checks(h, i, e, l3, total, ff)) return;
+    const pool = this.pool;
+    const b = pool.bytes;
+    const l3 = this.l3Of(h);
+    const l4 = pool.offsets[h] + pool.l4[h];
+    const proto = b[l3 + IPV4.PROTO];
+    if (proto === IpProto.TCP && (b[l4 + 13] & TCP_RST) !== 0) return this.drop(h, R.filtered, i);
+    if (!this.checks(h, i, e)) return;
+    const src = u32(b, l3 + IPV4.SRC) | 0;
+    const ports = u32(b, l4) | 0;
     // hairpin: a container's packet is also SNATed to the target network's gateway address
     const rDst = t.kind[i] === KIND_NETWORK ? t.ip[e] : src;
-    const f = this.flows.make(proto, src, ports >>> 16, dst, ports & 0xffff, target, tport, rDst, i, e, this.now);
+    const f = this.flows.make(proto, src, ports >>> 16, u32(b, l3 + IPV4.DST) | 0, ports & 0xffff, target, t.pubPort[k], rDst, i, e, this.now);
     if (f < 0) return this.drop(h, R.filtered, i);
-    this.pass(h, e, l3, f, CT_ORIGINAL, flags, total, ff);
+    this.pass(h, e, f, CT_ORIGINAL);
   }
 
-  /** NAT, account, TTL − 1, send on. */
-  private pass(h: number, e: number, l3: number, f: number, dir: number, flags: number, total: number, ff: number): void {
-    const b = this.pool.bytes;
+  /** NAT, account, TTL − 1, send on (flow f, direction dir). */
+  private pass(h: number, e: number, f: number, dir: number): void {
+    const pool = this.pool;
+    const b = pool.bytes;
+    const l3 = this.l3Of(h);
+    // TCP flags for conntrack (read before NAT; 0 for other protocols)
+    const flags = b[l3 + IPV4.PROTO] === IpProto.TCP ? b[pool.offsets[h] + pool.l4[h] + 13] : 0;
     // a first fragment: its later fragments will follow this flow (keyed as received)
-    if ((ff & IPV4_MF) !== 0) this.frag.remember(u32(b, l3 + IPV4.SRC) | 0, u32(b, l3 + IPV4.DST) | 0, u16(b, l3 + IPV4.IDENT), b[l3 + IPV4.PROTO], (f << 1) | dir, this.now);
+    if ((u16(b, l3 + IPV4.FLAGS_FRAG) & IPV4_MF) !== 0) this.frag.remember(u32(b, l3 + IPV4.SRC) | 0, u32(b, l3 + IPV4.DST) | 0, u16(b, l3 + IPV4.IDENT), b[l3 + IPV4.PROTO], (f << 1) | dir, this.now);
     // a partial checksum (a super-frame) holds the pseudo-header sum: NAT updates it as such (nat.ts)
     if ((this.ct.mark[f] & MARK_NAT) !== 0) {
       if ((this.pool.meta8[h * META_BYTES] & 1) !== 0) this.nat.translatePartial(b, l3, f, dir);
       else this.nat.translate(b, l3, f, dir);
     }
     // a super-frame counts as its segments (its bytes as its IP bytes)
-    this.ct.seen(f, dir, flags, total, this.now, segmentsOf(this.pool, h));
+    this.ct.seen(f, dir, flags, pool.ipLen[h], this.now, segmentsOf(pool, h));
     decTtl(b, l3);
     this.out.forward(h, e, u32(b, l3 + IPV4.DST) | 0);
   }
 
   /** TTL and DF/MTU checks before forwarding from i to e (errors sent, frame dropped on failure). */
-  private checks(h: number, i: number, e: number, l3: number, total: number, ff: number): boolean {
+  private checks(h: number, i: number, e: number): boolean {
     const b = this.pool.bytes;
+    const l3 = this.l3Of(h);
     if (b[l3 + IPV4.TTL] <= 1) {
       this.out.sendError(h, i, this.t.ip[i], 11, 0, 0, false);
       this.drop(h, R.ttlExceeded, i);
       return false;
     }
     // a super-frame is too big when its segments are (gso-fit.ts); DF clear: output.ts cuts it
-    if (total > this.t.mtu[e] && (ff & IPV4_DF) !== 0 && wireIpLen(b, l3, total, gsoSizeOf(this.pool, h)) > this.t.mtu[e]) {
+    const total = this.pool.ipLen[h];
+    if (total > this.t.mtu[e] && (u16(b, l3 + IPV4.FLAGS_FRAG) & IPV4_DF) !== 0 && wireIpLen(b, l3, total, gsoSizeOf(this.pool, h)) > this.t.mtu[e]) {
       this.out.sendError(h, i, this.t.ip[i], 3, 4, this.t.mtu[e], false);
       this.drop(h, R.oversize, i);
       return false;
@@ -435,11 +461,13 @@ export class Router {
   }
 
   /** An ICMP error in transit: to the inside host of the flow it is about. */
-  private icmpErrorIn(h: number, i: number, l3: number, total: number, dst: number): void {
+  private icmpErrorIn(h: number, i: number): void {
     const b = this.pool.bytes;
+    const l3 = this.l3Of(h);
+    const total = this.pool.ipLen[h];
     const nat = this.nat;
     const r = nat.lookupIcmpError(b, l3, total);
-    if (r < 0) return this.drop(h, this.t.localIface(dst) >= 0 ? R.notForUs : R.filtered, i);
+    if (r < 0) return this.drop(h, this.t.localIface(u32(b, l3 + IPV4.DST) | 0) >= 0 ? R.notForUs : R.filtered, i);
     const f = r >>> 1;
     const qdir = r & 1; // the quoted packet's direction; the error goes the other way
     const m = this.ct.mark[f];
@@ -454,9 +482,10 @@ export class Router {
   }
 
   /** A fragment other than the first: it follows its first fragment's flow, if seen. */
-  private laterFragment(h: number, i: number, l3: number, src: number, dst: number, proto: number, total: number, ff: number): void {
+  private laterFragment(h: number, i: number): void {
     const b = this.pool.bytes;
-    const r = this.frag.find(src, dst, u16(b, l3 + IPV4.IDENT), proto, this.now);
+    const l3 = this.l3Of(h);
+    const r = this.frag.find(u32(b, l3 + IPV4.SRC) | 0, u32(b, l3 + IPV4.DST) | 0, u16(b, l3 + IPV4.IDENT), b[l3 + IPV4.PROTO], this.now);
     if (r < 0 || !this.ct.inUse(r >>> 1)) return this.drop(h, R.unsupported, i);
     const f = r >>> 1;
     const dir = r & 1;
@@ -464,9 +493,9 @@ export class Router {
     if ((m & MARK_VALID) === 0 || i !== (dir === CT_ORIGINAL ? markIn(m) : markOut(m))) return this.drop(h, R.filtered, i);
     const e = dir === CT_ORIGINAL ? markOut(m) : markIn(m);
     if (this.t.active[e] === 0) return this.drop(h, R.portDown, i);
-    if (!this.checks(h, i, e, l3, total, ff)) return;
+    if (!this.checks(h, i, e)) return;
     if ((m & MARK_NAT) !== 0) this.nat.translate(b, l3, f, dir);
-    this.ct.seen(f, dir, 0, total, this.now);
+    this.ct.seen(f, dir, 0, this.pool.ipLen[h], this.now);
     decTtl(b, l3);
     this.out.forward(h, e, u32(b, l3 + IPV4.DST) | 0);
   }
