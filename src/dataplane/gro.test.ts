@@ -11,6 +11,7 @@ import { completeChecksum } from '../wire/gso.js';
 import { pcapGlobalHeader, pcapRecord } from '../control/pcap.js';
 import { type SuperSpec, buildSuper } from '../wire/gso-fixtures.js';
 import { GRO_MAX_RUN, groMerge } from './gro.js';
+import { payloadBytes } from './super-frames.js';
 import { FramePool, GSO_TCPV4, M_CSUM_OFFSET, M_CSUM_START, M_GSO_SIZE, M_HDR_LEN, META_NEEDS_CSUM } from './pool.js';
 import { segmentFrame } from './segment.js';
 
@@ -22,18 +23,6 @@ const eq = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b
 
 function newPool(largeCapacity = 16): FramePool {
   return new FramePool({ capacity: 1024, largeCapacity });
-}
-
-function randomBytes(n: number, seed: number): Uint8Array {
-  const b = new Uint8Array(n);
-  let x = seed | 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    b[i] = x;
-  }
-  return b;
 }
 
 /** Super-frame h into the pool with its annotations, as a TAP with offloads hands it out. */
@@ -51,7 +40,7 @@ function loadSuper(pool: FramePool, spec: SuperSpec, gsoSize: number, inPort = 3
 
 /** The ordinary segments of a TCPv4 flow (segmentFrame of a built super-frame). */
 function flow(pool: FramePool, o: Partial<SuperSpec> & { len: number; gso: number }): number[] {
-  const h = loadSuper(pool, { ipv: 4, proto: 6, payload: randomBytes(o.len, o.seq ?? 7), ...o }, o.gso);
+  const h = loadSuper(pool, { ipv: 4, proto: 6, payload: payloadBytes(o.len, o.seq ?? 7), ...o }, o.gso);
   const out = new Uint32Array(1024);
   const n = segmentFrame(pool, h, 0, out);
   expect(n).toBeGreaterThan(0);
@@ -140,7 +129,7 @@ describe('groMerge (property): the inverse of segmentFrame', () => {
         (len, gsoArb, seed, tcpOpts, seq, ipId, ttl, df, psh) => {
           const gso = Math.max(gsoArb, Math.ceil(len / GRO_MAX_RUN));
           const pool = newPool(4);
-          const spec: SuperSpec = { ipv: 4, proto: 6, payload: randomBytes(len, seed), tcpOpts, seq, ipId, ttl, df, tcpFlags: psh ? ACK | PSH : ACK };
+          const spec: SuperSpec = { ipv: 4, proto: 6, payload: payloadBytes(len, seed), tcpOpts, seq, ipId, ttl, df, tcpFlags: psh ? ACK | PSH : ACK };
           const orig = buildSuper(spec).bytes;
           const segs = flow(pool, { ...spec, len, gso });
           const n = segs.length;

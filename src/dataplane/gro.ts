@@ -117,7 +117,6 @@ export function groMerge(pool: FramePool, hs: Uint32Array, n: number): number {
     if (i === known) gso = -1;
     else {
       gso = plainMeta(m8, h) ? plainTcp4(b, off, len) : -1;
-      if (gso > 0 && !tcpSumOk(v, b, off, len)) gso = -1;
     }
     if (gso < 0 || b[off + 47] !== ACK || i + 1 === n) {
       hs[w++] = h;
@@ -148,6 +147,8 @@ export function groMerge(pool: FramePool, hs: Uint32Array, n: number): number {
       if (idMode !== 2 && id === ((prevId + 1) & 0xffff)) idMode = 1;
       else if (idMode !== 1 && dfSet && id === prevId) idMode = 2;
       else break;
+      // checksums are summed only for frames that would merge: the head once it has company
+      if (j === i + 1 && !tcpSumOk(v, b, off, len)) break;
       if (!tcpSumOk(v, b, go, gl)) {
         known = j;
         break;

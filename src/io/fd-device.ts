@@ -30,7 +30,7 @@
  */
 import { DropReason } from '../dataplane/counters.js';
 import type { Device } from '../dataplane/engine.js';
-import type { FramePool } from '../dataplane/pool.js';
+import { META_BYTES, type FramePool } from '../dataplane/pool.js';
 import type { FrameSink, Port } from '../dataplane/port.js';
 import type { NativeAddon } from './native.js';
 import { checkSuperFrame, segmentFrame } from '../dataplane/segment.js';
@@ -178,7 +178,7 @@ export abstract class FdDevice implements Device {
       pool.inPort[h] = id;
       c.rxPackets++;
       c.rxBytes += pool.lengths[h];
-      if (pool.meta8[h * 12 + 1] !== 0) {
+      if (pool.meta8[h * META_BYTES + 1] !== 0) {
         // a super-frame whose bytes do not match its header (lengths, offsets, protocol): dropped here
         if (checkSuperFrame(pool, h) !== 0) {
           pool.free(h);
@@ -255,7 +255,7 @@ export abstract class FdDevice implements Device {
     let m = 0;
     for (let i = 0; i < n; i++) {
       const h = pending[i];
-      if (pool.meta8[h * 12 + 1] === 0) {
+      if (pool.meta8[h * META_BYTES + 1] === 0) {
         out[m++] = h;
         continue;
       }

@@ -68,7 +68,7 @@
  * Aging runs in tick(): call it about once a second.
  */
 import { DropReason } from '../dataplane/counters.js';
-import type { FramePool } from '../dataplane/pool.js';
+import { META_BYTES, type FramePool } from '../dataplane/pool.js';
 import type { FrameSink } from '../dataplane/port.js';
 import type { Ring } from '../dataplane/ring.js';
 import { segmentsOf, wireLength } from '../dataplane/segments-count.js';
@@ -168,7 +168,7 @@ export class LearningSwitch extends SwitchControl {
           const len = lengths[h];
           rxP++;
           rxB += len;
-          const sg = pool.meta8[h * 12 + 1] === 0 ? 1 : segmentsOf(pool, h);
+          const sg = pool.meta8[h * META_BYTES + 1] === 0 ? 1 : segmentsOf(pool, h);
           rxS += sg;
           if (sink !== null) sink.frame(h);
           if (len < 14) {
